@@ -1,0 +1,71 @@
+# clinic-dm: the two commands a new developer needs are `make run` and `make test`.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+VENV ?= .venv
+BIN := $(VENV)/bin
+PY := $(BIN)/python
+MODEL := models/clinic.tar.gz
+RASA_INPUTS := config.yml domain.yml $(shell find data -name '*.yml' 2>/dev/null)
+PYTHON310 = $(shell scripts/find-python310)
+
+# Defaults for the local, service-free setup; any of them can be overridden
+# from the environment (see README, "Configuration").
+export ACTION_SERVER_PORT ?= 5055
+export ACTION_SERVER_URL ?= http://localhost:$(ACTION_SERVER_PORT)/webhook
+export RASA_TELEMETRY_ENABLED ?= false
+export PYTHONPATH := $(CURDIR)
+
+.PHONY: help setup db run serve train test lint bench clean
+
+help:
+	@echo "make run    set up, train if needed, start the action server and rasa shell"
+	@echo "make test   lint, unit and integration tests, data validation, rasa test"
+	@echo "make serve  production pair: rasa server (Instagram channel) + action server"
+	@echo "make train  train the model if data, domain or config changed"
+	@echo "make bench  run the benchmarks under bench/"
+	@echo "make lint   ruff"
+
+setup: $(VENV)/.installed
+
+$(VENV)/.installed: requirements.txt requirements-dev.txt constraints.txt
+	@$(if $(PYTHON310),,$(error No Python 3.10 found (Rasa 3.6 needs exactly 3.10). Install it with `pyenv install 3.10.13` or your package manager's python3.10, then run make again))
+	@test -x $(PY) || $(PYTHON310) -m venv $(VENV)
+	$(PY) -m pip install --quiet pip==24.0
+	$(PY) -m pip install --quiet -r requirements-dev.txt
+	@touch $@
+
+# Train only when the data, the domain or the config changed.
+$(MODEL): $(RASA_INPUTS) | $(VENV)/.installed
+	$(BIN)/rasa train --fixed-model-name clinic --out models --quiet
+
+train: $(MODEL)
+
+db: setup
+	$(PY) -m clinic init
+	$(PY) -m clinic seed --demo
+
+run: setup db $(MODEL)
+	scripts/run-shell
+
+serve: setup $(MODEL)
+	scripts/serve
+
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+test: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/rasa data validate --fail-on-warnings --quiet
+	$(MAKE) --no-print-directory train
+	$(BIN)/pytest
+	$(BIN)/rasa test core --model $(MODEL) --stories tests/test_stories.yml \
+		--fail-on-prediction-errors --out results --quiet
+
+bench: setup $(MODEL)
+	@for script in bench/*.py; do echo "== $$script"; $(PY) $$script || exit 1; done
+
+clean:
+	rm -rf models results var/log

@@ -1,0 +1,106 @@
+"""Free slots of a doctor, read from the database and cut by `clinic.slots`."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from datetime import date, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import or_, select
+from sqlalchemy.orm import Session
+
+from clinic.context import Clinic
+from clinic.db import transaction
+from clinic.errors import UnknownDoctorError
+from clinic.models import BOOKED, Appointment, BlockedTime, Doctor, WorkingHours
+from clinic.slots import Interval, day_bounds, free_slots
+
+# Appointments never last longer than this; it bounds the index range scanned.
+MAX_APPOINTMENT_LENGTH = timedelta(hours=8)
+
+
+def available_slots(clinic: Clinic, doctor_id: int, day: date) -> list[datetime]:
+    """Bookable starts of `day` (in the doctor's time zone), earliest first."""
+    with transaction(clinic.engine) as session:
+        return slots_in_session(session, clinic, load_doctor(session, doctor_id), day)
+
+
+def next_days_with_slots(clinic: Clinic, doctor_id: int, from_day: date, n: int) -> list[date]:
+    """Up to `n` days from `from_day` on that have at least one free slot."""
+    with transaction(clinic.engine) as session:
+        doctor = load_doctor(session, doctor_id)
+        zone = ZoneInfo(doctor.timezone)
+        last_day = clinic.rules.last_bookable_day(clinic.now(), zone)
+        days = [from_day + timedelta(days=i) for i in range((last_day - from_day).days + 1)]
+        if not days or n <= 0:
+            return []
+        window = Interval(day_bounds(days[0], zone).start, day_bounds(days[-1], zone).end)
+        busy = busy_intervals(session, doctor.id, window)
+        hours = weekly_hours(session, doctor.id)
+        found = []
+        for day in days:
+            bounds = day_bounds(day, zone)
+            if _free(clinic, doctor, day, hours, [b for b in busy if b.overlaps(bounds)]):
+                found.append(day)
+                if len(found) == n:
+                    break
+        return found
+
+
+def slots_in_session(session: Session, clinic: Clinic, doctor: Doctor, day: date) -> list[datetime]:
+    """`available_slots` inside a caller's transaction (booking checks with it)."""
+    zone = ZoneInfo(doctor.timezone)
+    busy = busy_intervals(session, doctor.id, day_bounds(day, zone))
+    return _free(clinic, doctor, day, weekly_hours(session, doctor.id), busy)
+
+
+def load_doctor(session: Session, doctor_id: int) -> Doctor:
+    doctor = session.get(Doctor, doctor_id)
+    if doctor is None or not doctor.active:
+        raise UnknownDoctorError(f"no active doctor with id {doctor_id}")
+    return doctor
+
+
+def weekly_hours(session: Session, doctor_id: int) -> dict[int, list[tuple]]:
+    rows = session.execute(
+        select(WorkingHours.weekday, WorkingHours.start_time, WorkingHours.end_time).where(
+            WorkingHours.doctor_id == doctor_id
+        )
+    )
+    hours: dict[int, list[tuple]] = defaultdict(list)
+    for weekday, opens, closes in rows:
+        hours[weekday].append((opens, closes))
+    return hours
+
+
+def busy_intervals(session: Session, doctor_id: int, window: Interval) -> list[Interval]:
+    """Active appointments and blocks (the doctor's and clinic-wide) inside `window`."""
+    appointments = session.execute(
+        select(Appointment.start_at, Appointment.end_at).where(
+            Appointment.doctor_id == doctor_id,
+            Appointment.status == BOOKED,
+            Appointment.start_at >= window.start - MAX_APPOINTMENT_LENGTH,
+            Appointment.start_at < window.end,
+        )
+    )
+    blocks = session.execute(
+        select(BlockedTime.start_at, BlockedTime.end_at).where(
+            or_(BlockedTime.doctor_id == doctor_id, BlockedTime.doctor_id.is_(None)),
+            BlockedTime.end_at > window.start,
+            BlockedTime.start_at < window.end,
+        )
+    )
+    intervals = [Interval(start, end) for start, end in [*appointments, *blocks]]
+    return [i for i in intervals if i.overlaps(window)]
+
+
+def _free(clinic: Clinic, doctor: Doctor, day: date, hours: dict, busy: list) -> list[datetime]:
+    return free_slots(
+        day=day,
+        zone=ZoneInfo(doctor.timezone),
+        hours=hours.get(day.weekday(), []),
+        slot_length=timedelta(minutes=doctor.slot_minutes),
+        busy=busy,
+        now=clinic.now(),
+        rules=clinic.rules,
+    )

@@ -1,0 +1,181 @@
+"""Book, cancel, reschedule and list appointments; the database guards every booking."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from clinic import audit
+from clinic.availability import load_doctor, slots_in_session
+from clinic.context import Clinic
+from clinic.db import transaction
+from clinic.errors import (
+    AppointmentNotFoundError,
+    NotConsentedError,
+    SlotTakenError,
+    SlotUnavailableError,
+)
+from clinic.models import BOOKED, CANCELLED, Appointment, Patient
+
+logger = logging.getLogger(__name__)
+
+# PostgreSQL: unique_violation, exclusion_violation.
+SLOT_CONFLICT_PGCODES = {"23505", "23P01"}
+
+
+def book(clinic: Clinic, doctor_id: int, patient_id: int, start: datetime) -> Appointment:
+    """Books `start` for a consented patient or raises; nothing is half-written.
+
+    The free-slot check gives clear errors; the unique index (and on PostgreSQL
+    the exclusion constraint) is what makes a double booking impossible.
+    """
+    with _conflicts_as_slot_taken(), transaction(clinic.engine) as session:
+        appointment = _insert_booking(session, clinic, doctor_id, patient_id, start)
+    logger.info("booked appointment=%s doctor=%s", appointment.id, doctor_id)
+    return appointment
+
+
+def reschedule(
+    clinic: Clinic, appointment_id: int, patient_id: int, new_start: datetime
+) -> Appointment:
+    """Moves an appointment in one transaction: the old one is kept if the new slot fails."""
+    with _conflicts_as_slot_taken(), transaction(clinic.engine) as session:
+        old = _own_active_appointment(session, appointment_id, patient_id)
+        _mark_cancelled(session, clinic, old)
+        session.flush()
+        appointment = _insert_booking(session, clinic, old.doctor_id, patient_id, new_start)
+    return appointment
+
+
+def cancel(clinic: Clinic, appointment_id: int, patient_id: int) -> Appointment:
+    """Cancels the patient's own active appointment; its slot becomes free again."""
+    with transaction(clinic.engine) as session:
+        appointment = _own_active_appointment(session, appointment_id, patient_id)
+        _mark_cancelled(session, clinic, appointment)
+    return appointment
+
+
+def upcoming(clinic: Clinic, patient_id: int) -> list[Appointment]:
+    """The patient's active appointments that have not started yet, earliest first."""
+    with transaction(clinic.engine) as session:
+        return list(
+            session.scalars(
+                select(Appointment)
+                .where(
+                    Appointment.patient_id == patient_id,
+                    Appointment.status == BOOKED,
+                    Appointment.start_at > clinic.now(),
+                )
+                .order_by(Appointment.start_at)
+            )
+        )
+
+
+def cancel_upcoming(session: Session, clinic: Clinic, patient_id: int) -> list[Appointment]:
+    """Cancels all of a patient's future appointments inside the caller's transaction."""
+    appointments = session.scalars(
+        select(Appointment).where(
+            Appointment.patient_id == patient_id,
+            Appointment.status == BOOKED,
+            Appointment.start_at > clinic.now(),
+        )
+    ).all()
+    for appointment in appointments:
+        _mark_cancelled(session, clinic, appointment)
+    return list(appointments)
+
+
+def _insert_booking(
+    session: Session, clinic: Clinic, doctor_id: int, patient_id: int, start: datetime
+) -> Appointment:
+    if start.tzinfo is None:
+        raise SlotUnavailableError("the start time has no time zone")
+    doctor = load_doctor(session, doctor_id)
+    patient = session.get(Patient, patient_id)
+    if patient is None or not patient.has_consented:
+        raise NotConsentedError("the patient has not granted consent")
+    slot_length = timedelta(minutes=doctor.slot_minutes)
+    local_day = start.astimezone(ZoneInfo(doctor.timezone)).date()
+    if start not in slots_in_session(session, clinic, doctor, local_day):
+        if _overlaps_booking(session, doctor_id, start, start + slot_length):
+            raise SlotTakenError("the slot is already booked")
+        raise SlotUnavailableError("the start is not a free slot of this doctor")
+    appointment = Appointment(
+        doctor_id=doctor_id,
+        patient_id=patient_id,
+        start_at=start,
+        end_at=start + slot_length,
+        status=BOOKED,
+        created_at=clinic.now(),
+    )
+    session.add(appointment)
+    session.flush()
+    audit.record(
+        session,
+        audit.APPOINTMENT_BOOKED,
+        appointment_id=appointment.id,
+        patient_id=patient_id,
+        doctor_id=doctor_id,
+    )
+    return appointment
+
+
+def _own_active_appointment(session: Session, appointment_id: int, patient_id: int) -> Appointment:
+    appointment = session.scalars(
+        select(Appointment).where(
+            Appointment.id == appointment_id,
+            Appointment.patient_id == patient_id,
+            Appointment.status == BOOKED,
+        )
+    ).one_or_none()
+    if appointment is None:
+        # The same answer for "not yours" and "no such": nothing leaks.
+        raise AppointmentNotFoundError("no such active appointment for this patient")
+    return appointment
+
+
+def _mark_cancelled(session: Session, clinic: Clinic, appointment: Appointment) -> None:
+    appointment.status = CANCELLED
+    appointment.cancelled_at = clinic.now()
+    audit.record(
+        session,
+        audit.APPOINTMENT_CANCELLED,
+        appointment_id=appointment.id,
+        patient_id=appointment.patient_id,
+        doctor_id=appointment.doctor_id,
+    )
+
+
+def _overlaps_booking(session: Session, doctor_id: int, start: datetime, end: datetime) -> bool:
+    overlapping = select(Appointment.id).where(
+        Appointment.doctor_id == doctor_id,
+        Appointment.status == BOOKED,
+        Appointment.start_at < end,
+        Appointment.end_at > start,
+    )
+    return session.scalar(overlapping.limit(1)) is not None
+
+
+@contextmanager
+def _conflicts_as_slot_taken() -> Iterator[None]:
+    """Turns the database's refusal of a second booking into `SlotTakenError`."""
+    try:
+        yield
+    except IntegrityError as error:
+        if _is_slot_conflict(error):
+            raise SlotTakenError("the slot was booked by someone else") from error
+        raise
+
+
+def _is_slot_conflict(error: IntegrityError) -> bool:
+    pgcode = getattr(error.orig, "pgcode", None)
+    if pgcode is not None:
+        return pgcode in SLOT_CONFLICT_PGCODES
+    return "UNIQUE constraint failed: appointments." in str(error.orig)

@@ -1,0 +1,209 @@
+"""`python -m clinic`: the staff's command line."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from datetime import date, datetime, time
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import func, select
+
+from clinic.context import Clinic
+from clinic.db import create_database_engine, transaction
+from clinic.errors import ClinicError
+from clinic.migrate import upgrade_to_latest
+from clinic.models import BOOKED, Appointment, BlockedTime, Doctor, WorkingHours
+from clinic.settings import SettingsError, load_settings
+from clinic.slots import day_bounds
+from clinic.templates import WEEKDAYS
+
+DEMO_DOCTOR = "Dr. Demo"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    try:
+        settings = load_settings()
+        if args.command == "init":
+            upgrade_to_latest(settings.database_url)
+            print("Database schema is up to date.")
+            return 0
+        clinic = Clinic(create_database_engine(settings.database_url), settings)
+        return args.handler(clinic, args)
+    except (ClinicError, SettingsError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m clinic", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("init", help="create or upgrade the database schema")
+
+    seed = commands.add_parser("seed", help="add demo data")
+    seed.add_argument("--demo", action="store_true", required=True, help="one demo doctor")
+    seed.set_defaults(handler=seed_demo)
+
+    doctors = commands.add_parser("doctors", help="list doctors and their hours")
+    doctors.set_defaults(handler=list_doctors)
+
+    appointments = commands.add_parser("appointments", help="list appointments")
+    appointments.add_argument("--json", action="store_true", help="one JSON object per line")
+    appointments.add_argument("--day", type=_date, help="only this day (YYYY-MM-DD)")
+    appointments.add_argument("--doctor", type=int, help="only this doctor id")
+    appointments.set_defaults(handler=list_appointments)
+
+    block = commands.add_parser("block", help="block a time range (lunch, holiday)")
+    block.add_argument(
+        "--from",
+        dest="start",
+        type=_local_datetime,
+        required=True,
+        help="start, clinic time: 'YYYY-MM-DD HH:MM' or a date",
+    )
+    block.add_argument(
+        "--to",
+        dest="end",
+        type=_local_datetime,
+        required=True,
+        help="end, clinic time: 'YYYY-MM-DD HH:MM' or a date (exclusive)",
+    )
+    block.add_argument("--reason", required=True)
+    block.add_argument("--doctor", type=int, help="a doctor id (default: the whole clinic)")
+    block.set_defaults(handler=add_block)
+    return parser
+
+
+def seed_demo(clinic: Clinic, _args: argparse.Namespace) -> int:
+    """One doctor, Mon-Fri 9:00-17:00 with a lunch break 12:00-13:00, 30-minute slots."""
+    with transaction(clinic.engine) as session:
+        existing = session.scalar(select(Doctor).where(Doctor.name == DEMO_DOCTOR))
+        if existing is not None:
+            print(f"Demo doctor already present (id {existing.id}).")
+            return 0
+        doctor = Doctor(name=DEMO_DOCTOR, timezone=clinic.settings.timezone, slot_minutes=30)
+        session.add(doctor)
+        session.flush()
+        for weekday in range(5):
+            for opens, closes in ((time(9), time(12)), (time(13), time(17))):
+                session.add(
+                    WorkingHours(
+                        doctor_id=doctor.id, weekday=weekday, start_time=opens, end_time=closes
+                    )
+                )
+        print(f"Added {DEMO_DOCTOR} (id {doctor.id}), Mon-Fri 9:00-17:00, lunch 12:00-13:00.")
+    return 0
+
+
+def list_doctors(clinic: Clinic, _args: argparse.Namespace) -> int:
+    with transaction(clinic.engine) as session:
+        for doctor in session.scalars(select(Doctor).order_by(Doctor.id)):
+            hours = session.execute(
+                select(WorkingHours.weekday, WorkingHours.start_time, WorkingHours.end_time)
+                .where(WorkingHours.doctor_id == doctor.id)
+                .order_by(WorkingHours.weekday, WorkingHours.start_time)
+            ).all()
+            summary = ", ".join(f"{WEEKDAYS[w]} {s:%H:%M}-{e:%H:%M}" for w, s, e in hours)
+            state = "" if doctor.active else " (inactive)"
+            print(
+                f"{doctor.id}\t{doctor.name}{state}\t{doctor.timezone}\t"
+                f"{doctor.slot_minutes} min\t{summary or 'no hours'}"
+            )
+    return 0
+
+
+def list_appointments(clinic: Clinic, args: argparse.Namespace) -> int:
+    zone = clinic.settings.zone
+    query = select(Appointment, Doctor.timezone).join(Doctor).order_by(Appointment.start_at)
+    if args.day:
+        bounds = day_bounds(args.day, zone)
+        query = query.where(Appointment.start_at >= bounds.start, Appointment.start_at < bounds.end)
+    else:
+        query = query.where(
+            Appointment.start_at >= day_bounds(clinic.now().astimezone(zone).date(), zone).start
+        )
+    if args.doctor:
+        query = query.where(Appointment.doctor_id == args.doctor)
+    with transaction(clinic.engine) as session:
+        rows = session.execute(query).all()
+    for appointment, doctor_zone in rows:
+        start = appointment.start_at.astimezone(ZoneInfo(doctor_zone))
+        end = appointment.end_at.astimezone(ZoneInfo(doctor_zone))
+        if args.json:
+            print(
+                json.dumps(
+                    {
+                        "id": appointment.id,
+                        "doctor_id": appointment.doctor_id,
+                        "patient_id": appointment.patient_id,
+                        "start": start.isoformat(),
+                        "end": end.isoformat(),
+                        "status": appointment.status,
+                    }
+                )
+            )
+        else:
+            print(
+                f"{appointment.id}\t{start:%Y-%m-%d %H:%M}-{end:%H:%M}\t"
+                f"doctor {appointment.doctor_id}\tpatient {appointment.patient_id}\t"
+                f"{appointment.status}"
+            )
+    return 0
+
+
+def add_block(clinic: Clinic, args: argparse.Namespace) -> int:
+    zone = clinic.settings.zone
+    start, end = args.start.replace(tzinfo=zone), args.end.replace(tzinfo=zone)
+    if end <= start:
+        print("error: --to must be after --from", file=sys.stderr)
+        return 2
+    with transaction(clinic.engine) as session:
+        if args.doctor is not None and session.get(Doctor, args.doctor) is None:
+            print(f"error: no doctor with id {args.doctor}", file=sys.stderr)
+            return 2
+        session.add(
+            BlockedTime(
+                doctor_id=args.doctor, start_at=start, end_at=end, reason=args.reason.strip()[:200]
+            )
+        )
+        overlapping = (
+            select(func.count())
+            .select_from(Appointment)
+            .where(
+                Appointment.status == BOOKED, Appointment.start_at < end, Appointment.end_at > start
+            )
+        )
+        if args.doctor is not None:
+            overlapping = overlapping.where(Appointment.doctor_id == args.doctor)
+        booked = session.scalar(overlapping)
+    who = f"doctor {args.doctor}" if args.doctor is not None else "the whole clinic"
+    print(f"Blocked {start:%Y-%m-%d %H:%M} to {end:%Y-%m-%d %H:%M} for {who}.")
+    if booked:
+        print(
+            f"Note: {booked} booked appointment(s) fall in this block and were kept; "
+            "contact those patients if they must move."
+        )
+    return 0
+
+
+def _date(text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a date like 2026-02-05") from None
+
+
+def _local_datetime(text: str) -> datetime:
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a time like '2026-02-05 14:00' or a date like 2026-02-05"
+        ) from None
+    if value.tzinfo is not None:
+        raise argparse.ArgumentTypeError("give clinic-local times without an offset")
+    return value

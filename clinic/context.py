@@ -1,0 +1,37 @@
+"""What every core operation needs: the engine, the settings and a clock."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from sqlalchemy.engine import Engine
+
+from clinic.db import shared_engine
+from clinic.models import utc_now
+from clinic.settings import Settings, load_settings
+from clinic.slots import SlotRules
+
+
+@dataclass(frozen=True)
+class Clinic:
+    """Passed to every service function; tests build one with a frozen clock."""
+
+    engine: Engine
+    settings: Settings
+    clock: Callable[[], datetime] = field(default=utc_now)
+
+    @classmethod
+    def from_environment(cls) -> Clinic:
+        settings = load_settings()
+        return cls(engine=shared_engine(settings.database_url), settings=settings)
+
+    def now(self) -> datetime:
+        return self.clock()
+
+    @property
+    def rules(self) -> SlotRules:
+        return SlotRules(
+            min_notice=self.settings.min_notice, horizon_days=self.settings.horizon_days
+        )

@@ -1,0 +1,177 @@
+"""Tables. Times are stored in UTC and always come back as aware UTC datetimes."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+from sqlalchemy import (
+    JSON,
+    CheckConstraint,
+    Column,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    SmallInteger,
+    String,
+    Text,
+    Time,
+    text,
+)
+from sqlalchemy.orm import declarative_base, relationship
+from sqlalchemy.types import TypeDecorator
+
+Base = declarative_base()
+
+BOOKED = "booked"
+CANCELLED = "cancelled"
+
+CONSENT_GRANTED = "granted"
+CONSENT_WITHDRAWN = "withdrawn"
+
+
+class UTCDateTime(TypeDecorator):
+    """A timestamp that only accepts aware datetimes and returns aware UTC ones.
+
+    SQLite has no time zone type, so values are normalised to UTC before they
+    are written; PostgreSQL gets `timestamptz`.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value, dialect):
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetimes are not stored; pass an aware datetime")
+        value = value.astimezone(timezone.utc)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value, dialect):
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=timezone.utc)
+        return value.astimezone(timezone.utc)
+
+
+def utc_now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class Doctor(Base):
+    __tablename__ = "doctors"
+
+    id = Column(Integer, primary_key=True)
+    name = Column(String(200), nullable=False)
+    timezone = Column(String(64), nullable=False)
+    slot_minutes = Column(Integer, nullable=False, default=30)
+    active = Column(Integer, nullable=False, default=1, server_default=text("1"))
+
+    working_hours = relationship("WorkingHours", order_by="WorkingHours.start_time")
+
+    __table_args__ = (CheckConstraint("slot_minutes BETWEEN 5 AND 480", name="ck_slot_minutes"),)
+
+
+class WorkingHours(Base):
+    """One range of a weekday (0 = Monday); a day may have several ranges."""
+
+    __tablename__ = "working_hours"
+
+    id = Column(Integer, primary_key=True)
+    doctor_id = Column(Integer, ForeignKey("doctors.id", ondelete="CASCADE"), nullable=False)
+    weekday = Column(SmallInteger, nullable=False)
+    start_time = Column(Time, nullable=False)
+    end_time = Column(Time, nullable=False)
+
+    __table_args__ = (
+        CheckConstraint("weekday BETWEEN 0 AND 6", name="ck_weekday"),
+        CheckConstraint("end_time > start_time", name="ck_hours_order"),
+        Index("ix_working_hours_doctor_weekday", "doctor_id", "weekday"),
+    )
+
+
+class BlockedTime(Base):
+    """A manual block (lunch, holiday). No doctor means the whole clinic is closed."""
+
+    __tablename__ = "blocked_times"
+
+    id = Column(Integer, primary_key=True)
+    doctor_id = Column(Integer, ForeignKey("doctors.id", ondelete="CASCADE"), nullable=True)
+    start_at = Column(UTCDateTime, nullable=False)
+    end_at = Column(UTCDateTime, nullable=False)
+    reason = Column(String(200), nullable=False, default="")
+
+    __table_args__ = (
+        CheckConstraint("end_at > start_at", name="ck_block_order"),
+        Index("ix_blocked_times_end", "end_at"),
+    )
+
+
+class Patient(Base):
+    __tablename__ = "patients"
+
+    id = Column(Integer, primary_key=True)
+    instagram_id = Column(String(64), nullable=False, unique=True)
+    name = Column(String(100), nullable=True)
+    phone = Column(String(20), nullable=True)
+    consent_status = Column(String(16), nullable=False)
+    consent_at = Column(UTCDateTime, nullable=True)
+    last_message_at = Column(UTCDateTime, nullable=True)
+    created_at = Column(UTCDateTime, nullable=False, default=utc_now)
+
+    @property
+    def has_consented(self) -> bool:
+        return self.consent_status == CONSENT_GRANTED
+
+    @property
+    def has_details(self) -> bool:
+        return bool(self.name and self.phone)
+
+
+class Appointment(Base):
+    __tablename__ = "appointments"
+
+    id = Column(Integer, primary_key=True)
+    doctor_id = Column(Integer, ForeignKey("doctors.id"), nullable=False)
+    patient_id = Column(Integer, ForeignKey("patients.id"), nullable=False)
+    start_at = Column(UTCDateTime, nullable=False)
+    end_at = Column(UTCDateTime, nullable=False)
+    status = Column(String(16), nullable=False, default=BOOKED)
+    notes = Column(Text, nullable=False, default="")
+    created_at = Column(UTCDateTime, nullable=False, default=utc_now)
+    cancelled_at = Column(UTCDateTime, nullable=True)
+
+    __table_args__ = (
+        CheckConstraint("end_at > start_at", name="ck_appointment_order"),
+        CheckConstraint("status IN ('booked', 'cancelled')", name="ck_appointment_status"),
+        # The database itself refuses a second active booking of a slot.
+        Index(
+            "uq_appointments_active_start",
+            "doctor_id",
+            "start_at",
+            unique=True,
+            sqlite_where=text("status = 'booked'"),
+            postgresql_where=text("status = 'booked'"),
+        ),
+        Index("ix_appointments_patient_start", "patient_id", "start_at"),
+        Index("ix_appointments_start", "start_at"),
+    )
+
+
+class AuditEvent(Base):
+    """What happened, to which ids. Never names, phones, raw Instagram ids or text."""
+
+    __tablename__ = "audit_events"
+
+    id = Column(Integer, primary_key=True)
+    name = Column(String(64), nullable=False)
+    appointment_id = Column(Integer, nullable=True)
+    patient_id = Column(Integer, nullable=True)
+    doctor_id = Column(Integer, nullable=True)
+    recipient_hash = Column(String(64), nullable=True)
+    details = Column("metadata", JSON, nullable=False, default=dict)
+    created_at = Column(UTCDateTime, nullable=False, default=utc_now)
+
+    __table_args__ = (Index("ix_audit_events_name_time", "name", "created_at"),)

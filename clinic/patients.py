@@ -1,0 +1,143 @@
+"""Patients: consent first, then details; withdrawal erases them."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+
+import phonenumbers
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+
+from clinic import audit
+from clinic.booking import cancel_upcoming
+from clinic.context import Clinic
+from clinic.db import transaction
+from clinic.errors import InvalidNameError, InvalidPhoneError, NotConsentedError
+from clinic.models import CONSENT_GRANTED, CONSENT_WITHDRAWN, Appointment, Patient
+
+NAME_MAX_LENGTH = 100
+PHONE_MAX_LENGTH = 40
+# Letters and marks of any script, plus what names use between them.
+_NAME_PUNCTUATION = set(" '’-._")
+
+
+def find_patient(clinic: Clinic, instagram_id: str) -> Patient | None:
+    with transaction(clinic.engine) as session:
+        return session.scalars(
+            select(Patient).where(Patient.instagram_id == instagram_id)
+        ).one_or_none()
+
+
+def record_consent(clinic: Clinic, instagram_id: str) -> Patient:
+    """Creates the patient if needed and records consent (idempotent)."""
+    try:
+        return _record_consent(clinic, instagram_id)
+    except IntegrityError:
+        # Two first messages of one new patient raced; the other one created the row.
+        return _record_consent(clinic, instagram_id)
+
+
+def _record_consent(clinic: Clinic, instagram_id: str) -> Patient:
+    with transaction(clinic.engine) as session:
+        patient = session.scalars(
+            select(Patient).where(Patient.instagram_id == instagram_id)
+        ).one_or_none()
+        if patient is None:
+            patient = Patient(instagram_id=instagram_id, created_at=clinic.now())
+            session.add(patient)
+        if patient.consent_status != CONSENT_GRANTED:
+            patient.consent_status = CONSENT_GRANTED
+            patient.consent_at = clinic.now()
+            session.flush()
+            audit.record(
+                session,
+                audit.CONSENT_GRANTED,
+                patient_id=patient.id,
+                recipient_hash=audit.hash_id(instagram_id, clinic.settings.id_hash_key),
+            )
+        return patient
+
+
+def save_details(clinic: Clinic, patient_id: int, name: str, phone: str) -> Patient:
+    """Validates and stores name and phone (E.164) of a consented patient."""
+    clean_name = normalize_name(name)
+    clean_phone = normalize_phone(phone, clinic.settings.phone_default_region)
+    with transaction(clinic.engine) as session:
+        patient = session.get(Patient, patient_id)
+        if patient is None or not patient.has_consented:
+            raise NotConsentedError("details are only stored after consent")
+        patient.name = clean_name
+        patient.phone = clean_phone
+        return patient
+
+
+def withdraw_consent(clinic: Clinic, instagram_id: str) -> list[Appointment]:
+    """Erases the patient's details and cancels their upcoming appointments.
+
+    Returns the cancelled appointments so the conversation can say what happened.
+    Past appointments stay, linked to an id that no longer leads to a person.
+    """
+    with transaction(clinic.engine) as session:
+        patient = session.scalars(
+            select(Patient).where(Patient.instagram_id == instagram_id)
+        ).one_or_none()
+        if patient is None:
+            return []
+        cancelled = cancel_upcoming(session, clinic, patient.id)
+        patient.name = None
+        patient.phone = None
+        patient.consent_status = CONSENT_WITHDRAWN
+        patient.last_message_at = None
+        patient.instagram_id = f"erased-{patient.id}"
+        audit.record(
+            session,
+            audit.CONSENT_WITHDRAWN,
+            patient_id=patient.id,
+            recipient_hash=audit.hash_id(instagram_id, clinic.settings.id_hash_key),
+            cancelled_appointments=len(cancelled),
+        )
+        return cancelled
+
+
+def note_message(clinic: Clinic, instagram_id: str) -> None:
+    """Remembers when a known patient last wrote (it opens Instagram's 24-hour window)."""
+    with transaction(clinic.engine) as session:
+        patient = session.scalars(
+            select(Patient).where(Patient.instagram_id == instagram_id)
+        ).one_or_none()
+        if patient is not None:
+            patient.last_message_at = clinic.now()
+
+
+def normalize_name(raw: str) -> str:
+    """A person's name, whitespace collapsed; refuses anything else with a clear reason."""
+    name = " ".join(raw.split())
+    if not name:
+        raise InvalidNameError("the name is empty")
+    if len(name) > NAME_MAX_LENGTH:
+        raise InvalidNameError(f"the name is longer than {NAME_MAX_LENGTH} characters")
+    if not any(ch.isalpha() for ch in name):
+        raise InvalidNameError("the name has no letters")
+    for ch in name:
+        if ch not in _NAME_PUNCTUATION and unicodedata.category(ch)[0] not in "LM":
+            raise InvalidNameError("the name may only hold letters, spaces, ' . - and _")
+    return name
+
+
+def normalize_phone(raw: str, region: str) -> str:
+    """The number in E.164, read with `region` when it has no country code.
+
+    "Possible" (right length for its country) rather than "valid" is checked, so
+    numbers from newly assigned ranges are not refused by stale metadata.
+    """
+    text = raw.strip()
+    if not text or len(text) > PHONE_MAX_LENGTH or not re.search(r"\d", text):
+        raise InvalidPhoneError("not a phone number")
+    try:
+        number = phonenumbers.parse(text, region)
+    except phonenumbers.NumberParseException as error:
+        raise InvalidPhoneError("not a phone number") from error
+    if not phonenumbers.is_possible_number(number):
+        raise InvalidPhoneError("not a possible phone number")
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)

@@ -1,0 +1,78 @@
+"""Pure slot maths: which starts of one day are free. No clock, no database.
+
+Worked example: hours 9:00-12:00, 30-minute slots, a block 10:00-10:30
+-> 9:00, 9:30, 10:30, 11:00, 11:30.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta, timezone
+from zoneinfo import ZoneInfo
+
+
+@dataclass(frozen=True)
+class Interval:
+    """A half-open time range [start, end) of aware datetimes."""
+
+    start: datetime
+    end: datetime
+
+    def overlaps(self, other: Interval) -> bool:
+        return self.start < other.end and other.start < self.end
+
+
+@dataclass(frozen=True)
+class SlotRules:
+    """What limits booking besides the schedule: notice and horizon."""
+
+    min_notice: timedelta = timedelta(hours=2)
+    horizon_days: int = 60
+
+    def last_bookable_day(self, now: datetime, zone: ZoneInfo) -> date:
+        return now.astimezone(zone).date() + timedelta(days=self.horizon_days)
+
+
+def day_bounds(day: date, zone: ZoneInfo) -> Interval:
+    """The instants a local calendar day covers (23 or 25 hours on DST days)."""
+    start = datetime.combine(day, time.min, tzinfo=zone)
+    end = datetime.combine(day + timedelta(days=1), time.min, tzinfo=zone)
+    return Interval(start.astimezone(timezone.utc), end.astimezone(timezone.utc))
+
+
+def free_slots(
+    day: date,
+    zone: ZoneInfo,
+    hours: Iterable[tuple[time, time]],
+    slot_length: timedelta,
+    busy: Sequence[Interval],
+    now: datetime,
+    rules: SlotRules,
+) -> list[datetime]:
+    """Starts (aware, in `zone`) of the slots of `day` that can still be booked.
+
+    Each range of `hours` is cut into slots of `slot_length` from its start, in
+    real elapsed time, so a range that spans a clock change has the right number
+    of slots. A slot must end by the range end, overlap nothing in `busy`, start
+    at least `rules.min_notice` after `now`, and lie within the horizon.
+    """
+    if day > rules.last_bookable_day(now, zone):
+        return []
+    earliest = now + rules.min_notice
+    starts: list[datetime] = []
+    for opens, closes in sorted(hours):
+        range_start = _local_instant(day, opens, zone)
+        range_end = _local_instant(day, closes, zone)
+        slot_start = range_start
+        while slot_start + slot_length <= range_end:
+            slot = Interval(slot_start, slot_start + slot_length)
+            if slot_start >= earliest and not any(slot.overlaps(b) for b in busy):
+                starts.append(slot_start.astimezone(zone))
+            slot_start += slot_length
+    return starts
+
+
+def _local_instant(day: date, wall_time: time, zone: ZoneInfo) -> datetime:
+    """The UTC instant of a wall-clock time; a time skipped by DST moves forward."""
+    return datetime.combine(day, wall_time, tzinfo=zone).astimezone(timezone.utc)

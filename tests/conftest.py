@@ -1,0 +1,127 @@
+"""Shared fixtures: real databases (a SQLite file, the PostgreSQL server) and a frozen clock."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+from collections.abc import Iterator
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.engine import make_url
+
+from actions.runtime import use_clinic
+from clinic.context import Clinic
+from clinic.db import create_database_engine
+from clinic.migrate import upgrade_to_latest
+from clinic.settings import Settings
+
+POSTGRES_ADMIN_URL = os.environ.get(
+    "TEST_POSTGRES_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres"
+)
+TABLES = "audit_events, appointments, blocked_times, working_hours, patients, doctors"
+
+# Nothing listens on port 9: connecting fails at once, like a database outage.
+UNREACHABLE_DATABASE_URL = "postgresql+psycopg2://postgres@127.0.0.1:9/clinic"
+
+TEST_NAME = "PATIENT_TEST"
+TEST_PHONE = "+10000000000"
+
+
+class FrozenClock:
+    """A clock tests move by hand."""
+
+    def __init__(self, moment: datetime):
+        self.moment = moment
+
+    def __call__(self) -> datetime:
+        return self.moment
+
+    def advance(self, delta: timedelta) -> None:
+        self.moment += delta
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("sqlite") / "template.db"
+    upgrade_to_latest(f"sqlite:///{path}")
+    return path
+
+
+@pytest.fixture
+def sqlite_url(sqlite_template: Path, tmp_path: Path) -> str:
+    path = tmp_path / "clinic.db"
+    shutil.copy(sqlite_template, path)
+    return f"sqlite:///{path}"
+
+
+@pytest.fixture(scope="session")
+def postgres_database() -> Iterator[str]:
+    """A fresh database on the real PostgreSQL server, migrated once, dropped at the end."""
+    admin = create_database_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    name = f"clinic_test_{uuid.uuid4().hex[:10]}"
+    try:
+        with admin.connect() as connection:
+            connection.exec_driver_sql(f'CREATE DATABASE "{name}"')
+    except Exception as error:  # noqa: BLE001 - say clearly what is missing
+        raise RuntimeError(
+            f"PostgreSQL is needed at {make_url(POSTGRES_ADMIN_URL).render_as_string()} "
+            "(set TEST_POSTGRES_URL, or run .ci/run which starts it)"
+        ) from error
+    url = make_url(POSTGRES_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
+    upgrade_to_latest(url)
+    yield url
+    with admin.connect() as connection:
+        connection.exec_driver_sql(f'DROP DATABASE "{name}" WITH (FORCE)')
+    admin.dispose()
+
+
+@pytest.fixture
+def postgres_url(postgres_database: str) -> str:
+    engine = create_database_engine(postgres_database)
+    with engine.begin() as connection:
+        connection.execute(text(f"TRUNCATE {TABLES} RESTART IDENTITY CASCADE"))
+    engine.dispose()
+    return postgres_database
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest) -> str:
+    return request.getfixturevalue(f"{request.param}_url")
+
+
+@pytest.fixture
+def clock() -> FrozenClock:
+    # A Monday morning, clinic time (America/New_York, EST).
+    return FrozenClock(datetime(2026, 2, 2, 13, 0, tzinfo=timezone.utc))
+
+
+def build_clinic(url: str, clock: FrozenClock, **settings) -> Clinic:
+    return Clinic(
+        engine=create_database_engine(url),
+        settings=Settings(database_url=url, **settings),
+        clock=clock,
+    )
+
+
+@pytest.fixture
+def clinic(sqlite_url: str, clock: FrozenClock) -> Iterator[Clinic]:
+    """A clinic on a fresh SQLite database, also installed for the actions."""
+    built = build_clinic(sqlite_url, clock)
+    use_clinic(built)
+    yield built
+    use_clinic(None)
+    built.engine.dispose()
+
+
+@pytest.fixture
+def any_clinic(database_url: str, clock: FrozenClock) -> Iterator[Clinic]:
+    """The same, once on SQLite and once on PostgreSQL."""
+    built = build_clinic(database_url, clock)
+    use_clinic(built)
+    yield built
+    use_clinic(None)
+    built.engine.dispose()
