@@ -55,6 +55,7 @@ def _parser() -> argparse.ArgumentParser:
     appointments.add_argument("--json", action="store_true", help="one JSON object per line")
     appointments.add_argument("--day", type=_date, help="only this day (YYYY-MM-DD)")
     appointments.add_argument("--doctor", type=int, help="only this doctor id")
+    appointments.add_argument("--all", action="store_true", help="past ones too")
     appointments.set_defaults(handler=list_appointments)
 
     block = commands.add_parser("block", help="block a time range (lunch, holiday)")
@@ -122,10 +123,9 @@ def list_appointments(clinic: Clinic, args: argparse.Namespace) -> int:
     if args.day:
         bounds = day_bounds(args.day, zone)
         query = query.where(Appointment.start_at >= bounds.start, Appointment.start_at < bounds.end)
-    else:
-        query = query.where(
-            Appointment.start_at >= day_bounds(clinic.now().astimezone(zone).date(), zone).start
-        )
+    elif not args.all:
+        today = clinic.now().astimezone(zone).date()
+        query = query.where(Appointment.start_at >= day_bounds(today, zone).start)
     if args.doctor:
         query = query.where(Appointment.doctor_id == args.doctor)
     with transaction(clinic.engine) as session:

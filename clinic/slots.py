@@ -14,10 +14,18 @@ from zoneinfo import ZoneInfo
 
 @dataclass(frozen=True)
 class Interval:
-    """A half-open time range [start, end) of aware datetimes."""
+    """A half-open time range [start, end), held in UTC.
+
+    Python compares two datetimes of the same zone by wall time, which is wrong
+    around a clock change; in UTC every comparison is by instant.
+    """
 
     start: datetime
     end: datetime
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "start", self.start.astimezone(timezone.utc))
+        object.__setattr__(self, "end", self.end.astimezone(timezone.utc))
 
     def overlaps(self, other: Interval) -> bool:
         return self.start < other.end and other.start < self.end

@@ -2,26 +2,21 @@
 
 from __future__ import annotations
 
-import os
 import shutil
-import uuid
 from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
 from sqlalchemy import text
-from sqlalchemy.engine import make_url
 
 from actions.runtime import use_clinic
 from clinic.context import Clinic
 from clinic.db import create_database_engine
 from clinic.migrate import upgrade_to_latest
 from clinic.settings import Settings
+from tests.databases import temporary_postgres_database
 
-POSTGRES_ADMIN_URL = os.environ.get(
-    "TEST_POSTGRES_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres"
-)
 TABLES = "audit_events, appointments, blocked_times, working_hours, patients, doctors"
 
 # Nothing listens on port 9: connecting fails at once, like a database outage.
@@ -61,22 +56,8 @@ def sqlite_url(sqlite_template: Path, tmp_path: Path) -> str:
 @pytest.fixture(scope="session")
 def postgres_database() -> Iterator[str]:
     """A fresh database on the real PostgreSQL server, migrated once, dropped at the end."""
-    admin = create_database_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT")
-    name = f"clinic_test_{uuid.uuid4().hex[:10]}"
-    try:
-        with admin.connect() as connection:
-            connection.exec_driver_sql(f'CREATE DATABASE "{name}"')
-    except Exception as error:  # noqa: BLE001 - say clearly what is missing
-        raise RuntimeError(
-            f"PostgreSQL is needed at {make_url(POSTGRES_ADMIN_URL).render_as_string()} "
-            "(set TEST_POSTGRES_URL, or run .ci/run which starts it)"
-        ) from error
-    url = make_url(POSTGRES_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
-    upgrade_to_latest(url)
-    yield url
-    with admin.connect() as connection:
-        connection.exec_driver_sql(f'DROP DATABASE "{name}" WITH (FORCE)')
-    admin.dispose()
+    with temporary_postgres_database() as url:
+        yield url
 
 
 @pytest.fixture
@@ -88,7 +69,7 @@ def postgres_url(postgres_database: str) -> str:
     return postgres_database
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
+@pytest.fixture(params=["sqlite", "postgres"])
 def database_url(request: pytest.FixtureRequest) -> str:
     return request.getfixturevalue(f"{request.param}_url")
 

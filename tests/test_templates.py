@@ -1,0 +1,71 @@
+"""Patient texts with dates, in the doctor's time zone."""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timezone
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from clinic.settings import DEFAULT_TEMPLATES_PATH
+from clinic.templates import TemplateError, format_day, format_when, load_templates
+
+NEW_YORK = ZoneInfo("America/New_York")
+
+
+def test_the_confirmation_reads_exactly_as_promised():
+    templates = load_templates(DEFAULT_TEMPLATES_PATH)
+    start = datetime(2026, 2, 5, 19, 0, tzinfo=timezone.utc)
+    assert templates.confirmation(start, NEW_YORK, reminder_deliverable=True) == (
+        "Your appointment is confirmed for Feb 5, 2026 at 2:00 PM. "
+        "We'll send a reminder before your visit."
+    )
+
+
+@pytest.mark.parametrize(
+    ("instant", "zone", "text"),
+    [
+        (datetime(2026, 2, 5, 19, 0, tzinfo=timezone.utc), NEW_YORK, "Feb 5, 2026 at 2:00 PM"),
+        (datetime(2026, 7, 5, 18, 0, tzinfo=timezone.utc), NEW_YORK, "Jul 5, 2026 at 2:00 PM"),
+        (datetime(2026, 3, 8, 5, 0, tzinfo=timezone.utc), NEW_YORK, "Mar 8, 2026 at 12:00 AM"),
+        (
+            datetime(2026, 12, 31, 23, 30, tzinfo=timezone.utc),
+            ZoneInfo("Europe/Berlin"),
+            "Jan 1, 2027 at 12:30 AM",
+        ),
+        (
+            datetime(2026, 6, 1, 10, 5, tzinfo=timezone.utc),
+            ZoneInfo("Europe/Berlin"),
+            "Jun 1, 2026 at 12:05 PM",
+        ),
+    ],
+)
+def test_times_are_shown_in_the_doctors_zone_with_daylight_saving(instant, zone, text):
+    assert format_when(instant, zone) == text
+
+
+def test_days_read_like_thu_feb_5():
+    assert format_day(date(2026, 2, 5)) == "Thu, Feb 5"
+
+
+def test_a_clinic_can_reword_a_template_in_its_own_file(tmp_path: Path):
+    custom = tmp_path / "templates.yml"
+    text = DEFAULT_TEMPLATES_PATH.read_text().replace(
+        "Your appointment is confirmed for {when}.", "See you on {when}!"
+    )
+    custom.write_text(text)
+    start = datetime(2026, 2, 5, 19, 0, tzinfo=timezone.utc)
+    rendered = load_templates(custom).confirmation(start, NEW_YORK, reminder_deliverable=True)
+    assert rendered.startswith("See you on Feb 5, 2026 at 2:00 PM!")
+
+
+def test_a_missing_text_or_unknown_placeholder_is_reported(tmp_path: Path):
+    missing = tmp_path / "missing.yml"
+    missing.write_text("confirmation: 'Hi {when}'\n")
+    with pytest.raises(TemplateError, match="missing templates"):
+        load_templates(missing)
+    wrong = tmp_path / "wrong.yml"
+    wrong.write_text(DEFAULT_TEMPLATES_PATH.read_text().replace("{when}. We'll", "{whenn}. We'll"))
+    with pytest.raises(TemplateError, match="whenn"):
+        load_templates(wrong)
