@@ -7,6 +7,7 @@ from typing import Any
 from rasa_sdk import Action, Tracker
 from rasa_sdk.executor import CollectingDispatcher
 
+from actions.common import templates
 from actions.runtime import current_clinic, run_core
 from clinic.errors import DatabaseUnavailableError
 from clinic.patients import find_patient
@@ -25,13 +26,8 @@ class ActionGreet(Action):
             patient = None
         if patient is not None and patient.has_consented and patient.name:
             first_name = patient.name.split()[0]
-            dispatcher.utter_message(
-                text=f"Welcome back, {first_name}! I can book, show, change or cancel "
-                "your appointment. What would you like to do?"
-            )
+            text = templates().render("greeting_returning", first_name=first_name)
         else:
-            dispatcher.utter_message(
-                text="Hi! I'm the clinic's booking assistant. I can book, show, change or "
-                "cancel an appointment. What would you like to do?"
-            )
+            text = templates().render("greeting")
+        dispatcher.utter_message(text=text)
         return []

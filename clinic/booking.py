@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
@@ -107,6 +107,7 @@ def _insert_booking(
         if _overlaps_booking(session, doctor_id, start, start + slot_length):
             raise SlotTakenError("the slot is already booked")
         raise SlotUnavailableError("the start is not a free slot of this doctor")
+    start = start.astimezone(timezone.utc)  # what the database will give back, too
     appointment = Appointment(
         doctor_id=doctor_id,
         patient_id=patient_id,

@@ -117,8 +117,8 @@ def normalize_name(raw: str) -> str:
         raise InvalidNameError("the name is empty")
     if len(name) > NAME_MAX_LENGTH:
         raise InvalidNameError(f"the name is longer than {NAME_MAX_LENGTH} characters")
-    if not any(ch.isalpha() for ch in name):
-        raise InvalidNameError("the name has no letters")
+    if sum(ch.isalpha() for ch in name) < 2:
+        raise InvalidNameError("the name has fewer than two letters")
     for ch in name:
         if ch not in _NAME_PUNCTUATION and unicodedata.category(ch)[0] not in "LM":
             raise InvalidNameError("the name may only hold letters, spaces, ' . - and _")

@@ -1,4 +1,5 @@
-"""The one place patient texts with dates are rendered, in the doctor's time zone."""
+"""The texts the actions write to patients, loaded from an editable file, and the one
+date formatter (dates in the doctor's time zone)."""
 
 from __future__ import annotations
 
@@ -14,20 +15,65 @@ import yaml
 WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 
-REQUIRED = {
+# Every text the code renders, with the placeholders the code fills in.
+REQUIRED: dict[str, set[str]] = {
+    "greeting": set(),
+    "greeting_returning": {"first_name"},
     "confirmation": {"when"},
     "confirmation_save_this": {"when"},
+    "rescheduled": {"when"},
+    "rescheduled_save_this": {"when"},
+    "reminder": {"when"},
+    "ask_day": set(),
     "slots_for_day": {"day"},
     "slot_taken": {"day"},
-    "day_full": {"day"},
     "day_full_next": {"day", "next_day"},
+    "slot_taken_day_full": {"day", "next_day"},
+    "slot_list_footer": set(),
+    "slot_reprompt": {"count", "example"},
+    "no_free_days": {"day", "last_day"},
+    "unreadable_day": set(),
+    "day_past": {"day"},
+    "day_too_far": {"last_day"},
+    "need_consent": set(),
+    "booking_unavailable": set(),
+    "ask_consent": set(),
+    "consent_yes_button": set(),
+    "consent_no_button": set(),
+    "yes_or_no": set(),
+    "ask_name": set(),
+    "invalid_name": set(),
+    "ask_phone": set(),
+    "invalid_phone": set(),
     "your_appointment": {"when"},
     "your_appointments": set(),
-    "appointment_line": {"when"},
+    "no_appointments": set(),
+    "choose_appointment": set(),
+    "choose_number": {"count"},
+    "confirm_cancel": {"when"},
+    "cancel_yes_button": set(),
+    "cancel_no_button": set(),
+    "kept": {"when"},
     "cancelled": {"when"},
-    "rescheduled": {"when"},
+    "already_cancelled": set(),
+    "appointment_gone": set(),
+    "stopped_booking": set(),
+    "stopped": set(),
+    "handoff": set(),
+    "aside_greet": set(),
+    "aside_thanks": set(),
+    "aside_bot": set(),
+    "aside_out_of_scope": set(),
+    "aside_privacy": set(),
+    "aside_other": set(),
+    "carry_on": set(),
+    "ask_delete": set(),
+    "delete_yes_button": set(),
+    "delete_no_button": set(),
+    "deleted": set(),
     "withdrawn_cancelled": {"when"},
-    "reminder": {"when"},
+    "nothing_stored": set(),
+    "kept_details": set(),
 }
 
 
@@ -53,6 +99,12 @@ def format_when(moment: datetime, zone: ZoneInfo) -> str:
     return f"{MONTHS[local.month - 1]} {local.day}, {local.year} at {format_time(local, zone)}"
 
 
+def format_short(moment: datetime, zone: ZoneInfo) -> str:
+    """'Feb 5, 2:00 PM' (fits a 20-character quick reply)"""
+    local = moment.astimezone(zone)
+    return f"{MONTHS[local.month - 1]} {local.day}, {format_time(local, zone)}"
+
+
 class Templates:
     def __init__(self, texts: dict[str, str]):
         _check(texts)
@@ -61,8 +113,14 @@ class Templates:
     def render(self, name: str, **values: str) -> str:
         return self._texts[name].format(**values)
 
-    def confirmation(self, start: datetime, zone: ZoneInfo, reminder_deliverable: bool) -> str:
-        name = "confirmation" if reminder_deliverable else "confirmation_save_this"
+    def confirmation(
+        self, start: datetime, zone: ZoneInfo, reminder_deliverable: bool, moved: bool = False
+    ) -> str:
+        """The booking (or rescheduling) confirmation; it promises a reminder only when
+        Instagram's 24-hour window will let one through."""
+        name = "rescheduled" if moved else "confirmation"
+        if not reminder_deliverable:
+            name += "_save_this"
         return self.render(name, when=format_when(start, zone))
 
 

@@ -1,0 +1,47 @@
+"""Turning the patient's latest message into an answer to the form's question.
+
+Every form slot is filled here from the raw text, so an answer the NLU misreads is
+still an answer: the validation actions decide. Only a message that is clearly meant
+to leave the form ("stop", "talk to a person", "delete my data") or to say something
+aside ("hi", "are you a bot?") is left to the dialogue rules.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rasa_sdk import Tracker
+from rasa_sdk.executor import CollectingDispatcher
+
+from actions.common import latest_intent, latest_text, templates
+from actions.parsing import parse_yes_no
+
+LEAVING_INTENTS = {"stop", "goodbye", "human_handoff", "delete_my_data"}
+ASIDE_INTENTS = {"greet", "thanks", "bot_challenge", "out_of_scope", "ask_privacy"}
+# Below this confidence "call me maybe" is an (invalid) phone number, not a wish to stop.
+INTERRUPTION_CONFIDENCE = 0.8
+
+
+def is_interruption(tracker: Tracker) -> bool:
+    intent = (tracker.latest_message or {}).get("intent") or {}
+    return (
+        intent.get("name") in LEAVING_INTENTS | ASIDE_INTENTS
+        and (intent.get("confidence") or 0.0) >= INTERRUPTION_CONFIDENCE
+    )
+
+
+def read_answer(tracker: Tracker, slot: str) -> dict[str, Any]:
+    """{slot: text} when the form asked for `slot`; {} lets the rules handle the message."""
+    if tracker.get_slot("requested_slot") != slot or is_interruption(tracker):
+        return {}
+    return {slot: latest_text(tracker)}
+
+
+def read_yes_no(tracker: Tracker, dispatcher: CollectingDispatcher, slot: str) -> dict[str, Any]:
+    """{slot: True | False}, or {slot: None} with a hint when the answer is neither."""
+    if tracker.get_slot("requested_slot") != slot or is_interruption(tracker):
+        return {}
+    answer = parse_yes_no(latest_text(tracker), latest_intent(tracker))
+    if answer is None:
+        dispatcher.utter_message(text=templates().render("yes_or_no"))
+    return {slot: answer}

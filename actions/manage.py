@@ -1,0 +1,249 @@
+"""A patient's own appointments: show, cancel, reschedule."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from datetime import datetime
+from typing import Any
+
+from rasa_sdk import Action, Tracker
+from rasa_sdk.events import SlotSet
+from rasa_sdk.executor import CollectingDispatcher
+from rasa_sdk.forms import FormValidationAction
+from rasa_sdk.types import DomainDict
+
+from actions.answers import read_answer, read_yes_no
+from actions.booking import (
+    BOOKING_SLOTS,
+    MANAGE_SLOTS,
+    DayAndSlotValidation,
+)
+from actions.common import (
+    ask_yes_no,
+    clear,
+    current_patient,
+    quick_replies,
+    say_unavailable,
+    skips_cleared,
+    templates,
+)
+from actions.parsing import parse_day, parse_list_index
+from actions.runtime import current_clinic, run_core
+from clinic.booking import cancel, upcoming
+from clinic.errors import AppointmentNotFoundError, DatabaseUnavailableError
+from clinic.templates import format_short, format_when
+
+
+def _options(tracker: Tracker) -> list[dict[str, Any]] | None:
+    return tracker.get_slot("appointment_options")
+
+
+def _chosen(tracker: Tracker) -> dict[str, Any] | None:
+    choice = tracker.get_slot("appointment_choice")
+    return next((o for o in _options(tracker) or [] if str(o["id"]) == str(choice)), None)
+
+
+def _when(option: dict[str, Any]) -> str:
+    return format_when(datetime.fromisoformat(option["start"]), current_clinic().settings.zone)
+
+
+def _short(option: dict[str, Any]) -> str:
+    start = datetime.fromisoformat(option["start"])
+    return format_short(start, current_clinic().settings.zone)
+
+
+async def _load_options(tracker: Tracker, dispatcher: CollectingDispatcher) -> list | None:
+    """The patient's upcoming appointments as slot values; None if the database is down."""
+    try:
+        patient = await current_patient(tracker)
+        appointments = (
+            [] if patient is None else await run_core(upcoming, current_clinic(), patient.id)
+        )
+    except DatabaseUnavailableError:
+        say_unavailable(dispatcher, tracker, "load appointments")
+        return None
+    return [{"id": a.id, "start": a.start_at.isoformat()} for a in appointments]
+
+
+class ActionShowAppointments(Action):
+    def name(self) -> str:
+        return "action_show_appointments"
+
+    async def run(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> list[dict[str, Any]]:
+        options = await _load_options(tracker, dispatcher)
+        if options is None:
+            return []
+        if not options:
+            dispatcher.utter_message(text=templates().render("no_appointments"))
+        elif len(options) == 1:
+            dispatcher.utter_message(
+                text=templates().render("your_appointment", when=_when(options[0]))
+            )
+        else:
+            lines = [templates().render("your_appointments")] + [f"- {_when(o)}" for o in options]
+            dispatcher.utter_message(text="\n".join(lines))
+        return []
+
+
+class _StartManaging(Action, ABC):
+    """Loads the patient's appointments; with exactly one, it is the one meant."""
+
+    moves_the_choice = False
+
+    @abstractmethod
+    def name(self) -> str: ...
+
+    async def run(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> list[dict[str, Any]]:
+        options = await _load_options(tracker, dispatcher)
+        events = [
+            *clear(tracker, *MANAGE_SLOTS, *BOOKING_SLOTS),
+            SlotSet("appointment_options", options),
+        ]
+        if options is not None and len(options) == 1:
+            only = str(options[0]["id"])
+            events.append(SlotSet("appointment_choice", only))
+            if self.moves_the_choice:
+                events.append(SlotSet("rescheduling_id", only))
+        return events
+
+
+class ActionStartCancel(_StartManaging):
+    def name(self) -> str:
+        return "action_start_cancel"
+
+
+class ActionStartReschedule(_StartManaging):
+    moves_the_choice = True
+
+    def name(self) -> str:
+        return "action_start_reschedule"
+
+
+class _ChooseAppointment:
+    """Reads which of the listed appointments the patient means; with none, asks nothing."""
+
+    async def required_slots(
+        self,
+        domain_slots: list[str],
+        dispatcher: CollectingDispatcher,
+        tracker: Tracker,
+        domain: DomainDict,
+    ) -> list[str]:
+        return domain_slots if _options(tracker) else []
+
+    async def extract_appointment_choice(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> dict[str, Any]:
+        return read_answer(tracker, "appointment_choice")
+
+    @skips_cleared
+    def validate_appointment_choice(
+        self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> dict[str, Any]:
+        options = _options(tracker) or []
+        if any(str(o["id"]) == str(value) for o in options):
+            return {"appointment_choice": str(value)}
+        index = parse_list_index(str(value), len(options))
+        if index is None:
+            zone = current_clinic().settings.zone
+            day = parse_day(str(value), current_clinic().now().astimezone(zone).date())
+            starts = [datetime.fromisoformat(o["start"]).astimezone(zone) for o in options]
+            on_day = [i for i, start in enumerate(starts) if start.date() == day]
+            index = on_day[0] if len(on_day) == 1 else None
+        if index is None:
+            dispatcher.utter_message(
+                text=templates().render("choose_number", count=str(len(options)))
+            )
+            return {"appointment_choice": None}
+        return {"appointment_choice": str(options[index]["id"])}
+
+
+class ValidateCancelForm(_ChooseAppointment, FormValidationAction):
+    def name(self) -> str:
+        return "validate_cancel_form"
+
+    async def extract_cancel_confirmed(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> dict[str, Any]:
+        return read_yes_no(tracker, dispatcher, "cancel_confirmed")
+
+
+class ValidateRescheduleForm(_ChooseAppointment, DayAndSlotValidation, FormValidationAction):
+    def name(self) -> str:
+        return "validate_reschedule_form"
+
+    @skips_cleared
+    async def validate_appointment_choice(
+        self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> dict[str, Any]:
+        chosen = await super().validate_appointment_choice(value, dispatcher, tracker, domain)
+        return {**chosen, "rescheduling_id": chosen["appointment_choice"]}
+
+
+class ActionAskAppointmentChoice(Action):
+    def name(self) -> str:
+        return "action_ask_appointment_choice"
+
+    async def run(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> list[dict[str, Any]]:
+        options = _options(tracker) or []
+        lines = [templates().render("choose_appointment")]
+        lines += [f"{number}. {_when(o)}" for number, o in enumerate(options, 1)]
+        dispatcher.utter_message(
+            text="\n".join(lines),
+            buttons=quick_replies([(_short(o), str(o["id"])) for o in options]),
+        )
+        return []
+
+
+class ActionAskCancelConfirmed(Action):
+    def name(self) -> str:
+        return "action_ask_cancel_confirmed"
+
+    async def run(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> list[dict[str, Any]]:
+        chosen = _chosen(tracker)
+        if chosen is None:
+            return []
+        question = templates().render("confirm_cancel", when=_when(chosen))
+        ask_yes_no(dispatcher, question, "cancel_yes_button", "cancel_no_button")
+        return []
+
+
+class ActionCancelAppointment(Action):
+    def name(self) -> str:
+        return "action_cancel_appointment"
+
+    async def run(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> list[dict[str, Any]]:
+        options = _options(tracker)
+        chosen = _chosen(tracker)
+        if options == []:
+            dispatcher.utter_message(text=templates().render("no_appointments"))
+        elif chosen is not None and tracker.get_slot("cancel_confirmed") is False:
+            dispatcher.utter_message(text=templates().render("kept", when=_when(chosen)))
+        elif chosen is not None and tracker.get_slot("cancel_confirmed") is True:
+            await _cancel(chosen, dispatcher, tracker)
+        return clear(tracker, *MANAGE_SLOTS)
+
+
+async def _cancel(chosen: dict, dispatcher: CollectingDispatcher, tracker: Tracker) -> None:
+    try:
+        patient = await current_patient(tracker)
+        if patient is None:
+            raise AppointmentNotFoundError("no patient")
+        await run_core(cancel, current_clinic(), int(chosen["id"]), patient.id)
+    except AppointmentNotFoundError:
+        dispatcher.utter_message(text=templates().render("already_cancelled"))
+        return
+    except DatabaseUnavailableError:
+        say_unavailable(dispatcher, tracker, "cancel")
+        return
+    dispatcher.utter_message(text=templates().render("cancelled", when=_when(chosen)))

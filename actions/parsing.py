@@ -1,0 +1,272 @@
+"""Reading patients' answers: days, slot choices, yes/no. Plain functions, no Rasa.
+
+Patients write "tmrw", "next fri", "the 5th", "2:30pm", "the second one", "yes pls";
+each reader returns a value or None, and the validation actions re-prompt on None.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from datetime import date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+import dateparser
+
+WEEKDAYS = ["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"]
+WEEKDAY_ABBREVIATIONS = {
+    "mon": 0, "tue": 1, "tues": 1, "wed": 2, "weds": 2, "thu": 3, "thur": 3, "thurs": 3,
+    "fri": 4, "sat": 5, "sun": 6,
+}  # fmt: skip
+MONTHS = [
+    "january", "february", "march", "april", "may", "june", "july", "august", "september",
+    "october", "november", "december",
+]  # fmt: skip
+TYPOS = {
+    "tmrw": "tomorrow", "tmr": "tomorrow", "tmrow": "tomorrow", "tomoz": "tomorrow",
+    "2morrow": "tomorrow", "2moro": "tomorrow", "tmw": "tomorrow", "tdy": "today",
+    "2day": "today", "nxt": "next",
+}  # fmt: skip
+# Words a fuzzy match may correct: "tomorow", "wendsday", "febuary".
+FUZZY_WORDS = ["today", "tomorrow", "yesterday", "next", *WEEKDAYS, *MONTHS]
+ORDINAL_WORDS = {
+    "first": 1, "second": 2, "third": 3, "fourth": 4, "fifth": 5, "sixth": 6, "seventh": 7,
+    "eighth": 8, "ninth": 9, "tenth": 10, "eleventh": 11, "twelfth": 12, "thirteenth": 13,
+}  # fmt: skip
+NUMBER_WORDS = {
+    "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7, "eight": 8,
+    "nine": 9, "ten": 10, "eleven": 11, "twelve": 12, "thirteen": 13,
+}  # fmt: skip
+YES_WORDS = {
+    "yes", "y", "yeah", "yea", "yep", "yup", "ya", "sure", "ok", "okay", "k", "fine", "agree",
+    "agreed", "accept", "correct", "absolutely", "definitely", "please", "pls", "go", "alright",
+    "👍", "✅", "si", "oui",
+}  # fmt: skip
+NO_WORDS = {
+    "no", "n", "nope", "nah", "not", "don't", "dont", "decline", "refuse", "never", "👎", "❌",
+}  # fmt: skip
+
+_ISO_DATE = re.compile(r"\b(\d{4}-\d{2}-\d{2})\b")
+_ISO_DATETIME = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2})?([+-]\d{2}:\d{2}|Z)")
+_ORDINAL_DAY = re.compile(r"\b(?:the\s+)?(\d{1,2})(?:st|nd|rd|th)\b")
+_IN_DAYS = re.compile(r"\bin\s+(\d{1,2}|a|one|two|three|four|five|six|seven)\s+(day|week)s?\b")
+_CLOCK = re.compile(r"\b(\d{1,2})(?:[:.h](\d{2}))?\s*(a\.?m\.?|p\.?m\.?)?(?![\d/])", re.IGNORECASE)
+
+
+def _words(text: str) -> list[str]:
+    """Lower-case words with typos of date words corrected."""
+    words = re.findall(r"[a-z0-9']+|[^\sa-z0-9]", text.lower())
+    fixed = []
+    for word in words:
+        word = TYPOS.get(word, word)
+        if word.isalpha() and len(word) >= 5 and word not in FUZZY_WORDS:
+            close = difflib.get_close_matches(word, FUZZY_WORDS, n=1, cutoff=0.8)
+            word = close[0] if close else word
+        fixed.append(word)
+    return fixed
+
+
+def parse_day(text: str, today: date, month_first: bool = True) -> date | None:
+    """The calendar day a message names, preferring the future, or None.
+
+    `today` is the clinic's local date. Handles relative words, weekdays with
+    "this"/"next", "in 3 days", "the 5th", month names and numeric dates.
+    """
+    if match := _ISO_DATE.search(text):
+        try:
+            return date.fromisoformat(match.group(1))
+        except ValueError:
+            return None
+    words = _words(text)
+    joined = " ".join(words)
+    if "day after tomorrow" in joined:
+        return today + timedelta(days=2)
+    if "tomorrow" in words:
+        return today + timedelta(days=1)
+    if "today" in words or "tonight" in words:
+        return today
+    if "yesterday" in words:
+        return today - timedelta(days=1)
+    if match := _IN_DAYS.search(joined):
+        amount = NUMBER_WORDS.get(match.group(1), 1 if match.group(1) == "a" else None)
+        amount = amount if amount is not None else int(match.group(1))
+        return today + timedelta(days=amount * (7 if match.group(2) == "week" else 1))
+    weekday = _weekday_in(words)
+    if weekday is not None:
+        ahead = (weekday - today.weekday()) % 7
+        if ahead == 0 and "next" in words:
+            ahead = 7
+        return today + timedelta(days=ahead)
+    if "next week" in joined:
+        return today + timedelta(days=7 - today.weekday())
+    return _calendar_date(joined, today, month_first)
+
+
+def _weekday_in(words: list[str]) -> int | None:
+    for word in words:
+        if word in WEEKDAYS:
+            return WEEKDAYS.index(word)
+        if word in WEEKDAY_ABBREVIATIONS:
+            return WEEKDAY_ABBREVIATIONS[word]
+        if word.endswith("s") and word[:-1] in WEEKDAYS:  # "fridays"
+            return WEEKDAYS.index(word[:-1])
+    return None
+
+
+def _calendar_date(text: str, today: date, month_first: bool) -> date | None:
+    has_month = any(m in text or m[:3] in text.split() for m in MONTHS)
+    ordinal = _ORDINAL_DAY.search(text)
+    if ordinal and not has_month:
+        # "the 5th": this month, or next month once it has passed.
+        return _next_day_of_month(int(ordinal.group(1)), today)
+    candidate = _date_like_part(text)
+    if candidate is None:
+        return None
+    parsed = dateparser.parse(
+        candidate,
+        languages=["en"],
+        settings={
+            "PREFER_DATES_FROM": "future",
+            "RELATIVE_BASE": datetime.combine(today, time(0)),
+            "DATE_ORDER": "MDY" if month_first else "DMY",
+            "REQUIRE_PARTS": ["day", "month"],
+        },
+    )
+    return parsed.date() if parsed else None
+
+
+def _date_like_part(text: str) -> str | None:
+    """The piece of a sentence that looks like a date, for dateparser."""
+    month = "|".join(m[:3] + r"[a-z]*" for m in MONTHS)
+    patterns = [
+        rf"\b\d{{1,2}}(?:st|nd|rd|th)?\s*(?:of\s+)?(?:{month})\b(?:\s+\d{{4}})?",
+        rf"\b(?:{month})\s*\d{{1,2}}(?:st|nd|rd|th)?\b(?:\s*,?\s*\d{{4}})?",
+        r"\b\d{1,2}\s*[/.]\s*\d{1,2}(?:\s*[/.]\s*\d{2,4})?\b",
+    ]
+    for pattern in patterns:
+        if match := re.search(pattern, text):
+            return match.group(0).replace(" / ", "/").replace(" . ", ".")
+    return None
+
+
+def _next_day_of_month(day_number: int, today: date) -> date | None:
+    year, month = today.year, today.month
+    for _ in range(3):
+        try:
+            candidate = date(year, month, day_number)
+        except ValueError:
+            candidate = None
+        if candidate and candidate >= today:
+            return candidate
+        year, month = (year + 1, 1) if month == 12 else (year, month + 1)
+    return None
+
+
+def parse_slot_choice(
+    text: str, offered: list[datetime], zone: ZoneInfo | None = None
+) -> datetime | None:
+    """The offered slot an answer picks: "2", "2:30", "2:30pm", "14:30", "the second one",
+    "last", or a quick-reply payload (the slot's ISO start). None if it picks none or several.
+    Clock times are read in `zone`, or in each slot's own offset when no zone is given.
+    """
+    if not offered:
+        return None
+    cleaned = text.strip().lower()
+    if _ISO_DATETIME.fullmatch(text.strip()):  # a quick-reply payload
+        try:
+            chosen = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+        except ValueError:
+            return None
+        return next((slot for slot in offered if slot == chosen), None)
+    index = parse_list_index(cleaned, len(offered))
+    if index is not None:
+        return offered[index]
+    return _slot_at_clock_time(cleaned, offered, zone)
+
+
+def parse_list_index(text: str, count: int) -> int | None:
+    """A zero-based index into a numbered list of `count` items, or None."""
+    words = re.findall(r"\d+(?:st|nd|rd|th)\b|[a-z]+|\d+", text.lower())
+    if not words:
+        return None
+    if "last" in words:
+        return count - 1
+    numbers = [int(w) for w in words if w.isdigit()]
+    if len(words) == 1 and numbers:  # a bare "3"
+        return numbers[0] - 1 if 1 <= numbers[0] <= count else None
+    if re.search(r"[:.]\d{2}|\d\s*(am|pm|a\.m|p\.m)|\bat\b", text.lower()):
+        return None  # "at 2", "2:30", "2pm" are clock times
+    for word in words:
+        number = ORDINAL_WORDS.get(word)
+        if number is None:
+            match = difflib.get_close_matches(word, list(ORDINAL_WORDS), n=1, cutoff=0.8)
+            number = ORDINAL_WORDS[match[0]] if match and len(word) >= 5 else None
+        if number is None and re.fullmatch(r"\d+(st|nd|rd|th)", word):
+            number = int(re.match(r"\d+", word).group(0))
+        if (
+            number is None
+            and word in NUMBER_WORDS
+            and (len(words) == 1 or _after_a_label(words, word))
+        ):
+            number = NUMBER_WORDS[word]  # "two", "option two"; not "the purple one"
+        if number is not None:
+            return number - 1 if 1 <= number <= count else None
+    if len(numbers) == 1 and re.search(r"\b(option|number|no|choice|slot|#)\b|#", text.lower()):
+        return numbers[0] - 1 if 1 <= numbers[0] <= count else None
+    return None
+
+
+def _after_a_label(words: list[str], word: str) -> bool:
+    position = words.index(word)
+    return position > 0 and words[position - 1] in {"option", "number", "no", "choice", "slot"}
+
+
+def _slot_at_clock_time(
+    text: str, offered: list[datetime], zone: ZoneInfo | None
+) -> datetime | None:
+    text = text.replace("noon", "12:00 pm").replace("midday", "12:00 pm")
+    match = _CLOCK.search(text)
+    if match is None:
+        return None
+    hour, minute = int(match.group(1)), int(match.group(2) or 0)
+    suffix = (match.group(3) or "").replace(".", "").lower()
+    if hour > 23 or minute > 59:
+        return None
+    if suffix == "pm" and hour < 12:
+        hour += 12
+    elif suffix == "am" and hour == 12:
+        hour = 0
+    if suffix or hour >= 13 or hour == 0:
+        wanted = {(hour, minute)}
+    else:
+        wanted = {(hour, minute), (hour + 12, minute)}  # "2:30": whichever is offered
+    local = [(slot, slot.astimezone(zone) if zone else slot) for slot in offered]
+    matches = [slot for slot, wall in local if (wall.hour, wall.minute) in wanted]
+    return matches[0] if len(matches) == 1 else None
+
+
+def parse_yes_no(text: str, intent: str | None) -> bool | None:
+    """True for yes, False for no, None when the answer is neither (or both)."""
+    if intent == "affirm":
+        return True
+    if intent == "deny":
+        return False
+    words = set(re.findall(r"[a-z']+|[^\s\w]", text.lower()))
+    said_yes, said_no = bool(words & YES_WORDS), bool(words & NO_WORDS)
+    if said_yes != said_no:
+        return said_yes
+    return None
+
+
+_NAME_PREFIX = re.compile(
+    r"^(?:(?:hi|hello|hey)[,!.]?\s+)?(?:my\s+(?:full\s+)?name\s+is|name\s*(?:is|:)|"
+    r"i\s*am|i'?m|it'?s|this\s+is|call\s+me|me)\s+",
+    re.IGNORECASE,
+)
+
+
+def extract_name(text: str) -> str:
+    """The name in "my name is Maria Lopez", "I'm Ana.", "Li Wei": prefixes and end
+    punctuation removed; what remains is checked by `clinic.patients.normalize_name`."""
+    name = _NAME_PREFIX.sub("", text.strip(), count=1)
+    return name.strip().rstrip(".!")

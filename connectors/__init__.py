@@ -1,0 +1,1 @@
+"""Instagram adapters: the input channel and the Graph API client that sends replies."""

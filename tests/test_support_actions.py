@@ -1,0 +1,105 @@
+"""Stop, hand-off, asides and "delete my data"."""
+
+from __future__ import annotations
+
+from datetime import date, datetime, time
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import select
+
+from actions.support import (
+    ActionAnswerAside,
+    ActionDeleteData,
+    ActionHandoff,
+    ActionStopFlow,
+    ValidateDeleteDataForm,
+)
+from clinic.booking import book
+from clinic.db import transaction
+from clinic.models import AuditEvent
+from clinic.patients import find_patient
+from tests.conftest import TEST_NAME, TEST_PHONE
+from tests.factories import add_doctor, add_patient
+from tests.trackers import make_tracker, run, texts
+
+NEW_YORK = ZoneInfo("America/New_York")
+
+
+def test_stop_during_booking_says_nothing_was_booked_and_clears_the_flow(clinic):
+    events = [
+        {"event": "active_loop", "name": "booking_form"},
+        {"event": "user", "text": "stop"},
+        {"event": "active_loop", "name": None},
+    ]
+    tracker = make_tracker(text="stop", intent="stop", events=events, slots={"slot_choice": "x"})
+    slots, messages = run(ActionStopFlow(), tracker)
+    assert texts(messages) == [
+        "OK, I've stopped. Nothing was booked or changed. Anything else I can do?"
+    ]
+    assert slots == {"slot_choice": None}
+
+
+def test_stop_outside_a_flow_is_short(clinic):
+    _, messages = run(ActionStopFlow(), make_tracker(text="stop", intent="stop"))
+    assert texts(messages) == ["OK. Anything else I can do for you?"]
+
+
+def test_handoff_is_recorded_without_the_instagram_id(clinic):
+    patient = add_patient(clinic, "IG_HELP_ME")
+    _, messages = run(ActionHandoff(), make_tracker(sender_id="IG_HELP_ME"))
+    assert "A person from the clinic will reply to you here" in texts(messages)[0]
+    with transaction(clinic.engine) as session:
+        event = session.scalars(
+            select(AuditEvent).where(AuditEvent.name == "handoff_requested")
+        ).one()
+    assert event.patient_id == patient.id
+    assert event.recipient_hash and "IG_HELP_ME" not in event.recipient_hash
+
+
+def test_asides_are_answered_and_the_form_carries_on(clinic):
+    for intent, start in [
+        ("greet", "Hi!"),
+        ("bot_challenge", "I'm the clinic's booking assistant, a bot."),
+        ("ask_privacy", "We keep only your name and phone number"),
+        ("out_of_scope", "Sorry, I can only help with appointments"),
+    ]:
+        _, (message,) = run(ActionAnswerAside(), make_tracker(intent=intent))
+        assert message["text"].startswith(start)
+        assert message["text"].endswith("Let's carry on:")
+
+
+def test_delete_my_data_erases_details_and_cancels_upcoming_appointments(any_clinic):
+    doctor = add_doctor(any_clinic)
+    patient = add_patient(any_clinic)
+    book(any_clinic, doctor, patient.id, datetime.combine(date(2026, 2, 5), time(9), NEW_YORK))
+    form_slots, _ = run(ValidateDeleteDataForm(), make_tracker(active_loop="delete_data_form"))
+    assert form_slots == {}  # the question will be asked
+    tracker = make_tracker(
+        text="yes",
+        intent="affirm",
+        active_loop="delete_data_form",
+        slots={"requested_slot": "delete_confirmed"},
+    )
+    form_slots, _ = run(ValidateDeleteDataForm(), tracker)
+    assert form_slots["delete_confirmed"] is True
+    _, messages = run(ActionDeleteData(), make_tracker(slots={"delete_confirmed": True}))
+    assert texts(messages) == [
+        "Done: I've deleted your name and phone number and withdrawn your consent. "
+        "I've also cancelled your appointment on Feb 5, 2026 at 9:00 AM."
+    ]
+    assert find_patient(any_clinic, "IG_TEST_1") is None
+    _, messages = run(ActionDeleteData(), make_tracker(slots={"delete_confirmed": True}))
+    assert texts(messages) == ["I don't have any details stored for you."]
+
+
+def test_saying_no_keeps_the_data(clinic):
+    add_patient(clinic)
+    _, messages = run(ActionDeleteData(), make_tracker(slots={"delete_confirmed": False}))
+    assert texts(messages) == ["OK, I've kept your details."]
+    patient = find_patient(clinic, "IG_TEST_1")
+    assert (patient.name, patient.phone) == (TEST_NAME, TEST_PHONE)
+
+
+def test_nothing_stored_means_no_question(clinic):
+    form_slots, _ = run(ValidateDeleteDataForm(), make_tracker(active_loop="delete_data_form"))
+    assert form_slots == {"requested_slot": None}
