@@ -16,12 +16,13 @@ export ACTION_SERVER_URL ?= http://localhost:$(ACTION_SERVER_PORT)/webhook
 export RASA_TELEMETRY_ENABLED ?= false
 export PYTHONPATH := $(CURDIR)
 
-.PHONY: help setup db run serve train test lint bench clean
+.PHONY: help setup db run serve simulate train test lint bench clean
 
 help:
 	@echo "make run    set up, train if needed, start the action server and rasa shell"
 	@echo "make test   lint, unit and integration tests, data validation, rasa test"
 	@echo "make serve  production pair: rasa server (Instagram channel) + action server"
+	@echo "make simulate  chat as an Instagram user through the real channel and a fake Graph API"
 	@echo "make train  train the model if data, domain or config changed"
 	@echo "make bench  run the benchmarks under bench/"
 	@echo "make lint   ruff"
@@ -50,6 +51,9 @@ run: setup db $(MODEL)
 
 serve: setup $(MODEL)
 	scripts/serve
+
+simulate: setup db $(MODEL)
+	scripts/simulate
 
 lint: setup
 	$(BIN)/ruff check .

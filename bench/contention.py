@@ -24,13 +24,13 @@ from sqlalchemy.pool import NullPool  # noqa: E402
 
 from clinic.booking import book  # noqa: E402
 from clinic.context import Clinic  # noqa: E402
-from clinic.db import create_database_engine, transaction  # noqa: E402
+from clinic.db import create_database_engine  # noqa: E402
 from clinic.errors import SlotTakenError  # noqa: E402
 from clinic.migrate import upgrade_to_latest  # noqa: E402
-from clinic.models import Doctor, WorkingHours  # noqa: E402
 from clinic.patients import record_consent  # noqa: E402
 from clinic.settings import Settings  # noqa: E402
 from tests.databases import temporary_postgres_database  # noqa: E402
+from tests.factories import add_doctor  # noqa: E402
 
 ZONE = ZoneInfo("America/New_York")
 NOW = datetime(2026, 2, 2, 13, tzinfo=timezone.utc)
@@ -39,19 +39,9 @@ FIRST_DAY = date(2026, 2, 3)
 
 def prepare(url: str, threads: int) -> list[int]:
     clinic = Clinic(create_database_engine(url), Settings(database_url=url), lambda: NOW)
-    with transaction(clinic.engine) as session:
-        doctor = Doctor(name="Dr. Bench", timezone="America/New_York", slot_minutes=30, active=1)
-        session.add(doctor)
-        session.flush()
-        for weekday in range(7):
-            session.add(
-                WorkingHours(
-                    doctor_id=doctor.id,
-                    weekday=weekday,
-                    start_time=clock_time(9),
-                    end_time=clock_time(17),
-                )
-            )
+    add_doctor(
+        clinic, {day: [(clock_time(9), clock_time(17))] for day in range(7)}, name="Dr. Bench"
+    )
     patients = [record_consent(clinic, f"BENCH_{i}").id for i in range(threads)]
     clinic.engine.dispose()
     return patients

@@ -5,20 +5,23 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time as clock
 from collections.abc import Sequence
 from datetime import date, datetime, time
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, select
 
+from clinic.calendar_feed import doctor_calendar
 from clinic.context import Clinic
 from clinic.db import create_database_engine, transaction
 from clinic.errors import ClinicError
 from clinic.migrate import upgrade_to_latest
 from clinic.models import BOOKED, Appointment, BlockedTime, Doctor, WorkingHours
+from clinic.reminders import send_due_reminders
 from clinic.settings import SettingsError, load_settings
 from clinic.slots import day_bounds
-from clinic.templates import WEEKDAYS
+from clinic.templates import WEEKDAYS, TemplateError, format_when, load_templates
 
 DEMO_DOCTOR = "Dr. Demo"
 
@@ -34,7 +37,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 0
         clinic = Clinic(create_database_engine(settings.database_url), settings)
         return args.handler(clinic, args)
-    except (ClinicError, SettingsError) as error:
+    except (ClinicError, SettingsError, TemplateError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
 
@@ -76,6 +79,16 @@ def _parser() -> argparse.ArgumentParser:
     block.add_argument("--reason", required=True)
     block.add_argument("--doctor", type=int, help="a doctor id (default: the whole clinic)")
     block.set_defaults(handler=add_block)
+
+    remind = commands.add_parser("remind", help="send the reminders that are due")
+    remind.add_argument("--loop", action="store_true", help="keep running")
+    remind.add_argument("--interval", type=_positive_int, default=60, help="seconds between runs")
+    remind.set_defaults(handler=send_reminders)
+
+    calendar = commands.add_parser("calendar", help="a doctor's iCalendar feed on stdout")
+    calendar.add_argument("doctor_id", type=int)
+    calendar.add_argument("--days-back", type=_positive_int, default=30)
+    calendar.set_defaults(handler=print_calendar)
     return parser
 
 
@@ -188,6 +201,44 @@ def add_block(clinic: Clinic, args: argparse.Namespace) -> int:
             "contact those patients if they must move."
         )
     return 0
+
+
+def send_reminders(clinic: Clinic, args: argparse.Namespace) -> int:
+    """Sends due reminders through Instagram (INSTAGRAM_ACCESS_TOKEN), once or in a loop."""
+    from connectors.graph_api import GraphApiClient
+    from connectors.reminder_sender import graph_sender
+
+    client = GraphApiClient.from_environment()
+    texts = load_templates(clinic.settings.templates_path)
+    render = lambda start, zone: texts.render("reminder", when=format_when(start, zone))  # noqa: E731
+    try:
+        while True:
+            report = send_due_reminders(clinic, graph_sender(client), render)
+            print(
+                f"Reminders: {report.sent} sent, {report.window_closed} waiting for the "
+                f"patient to write, {report.unavailable} unreachable, {report.failed} failed.",
+                flush=True,
+            )
+            if not args.loop:
+                return 0
+            clock.sleep(args.interval)
+    finally:
+        client.close()
+
+
+def print_calendar(clinic: Clinic, args: argparse.Namespace) -> int:
+    sys.stdout.write(doctor_calendar(clinic, args.doctor_id, args.days_back))
+    return 0
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a positive whole number")
+    return value
 
 
 def _date(text: str) -> date:

@@ -16,6 +16,7 @@ from sqlalchemy import (
     String,
     Text,
     Time,
+    UniqueConstraint,
     text,
 )
 from sqlalchemy.orm import declarative_base, relationship
@@ -175,3 +176,23 @@ class AuditEvent(Base):
     created_at = Column(UTCDateTime, nullable=False, default=utc_now)
 
     __table_args__ = (Index("ix_audit_events_name_time", "name", "created_at"),)
+
+
+class Notification(Base):
+    """The reminder of an appointment: claimed by one `remind` run, then its outcome."""
+
+    __tablename__ = "notifications"
+
+    id = Column(Integer, primary_key=True)
+    appointment_id = Column(Integer, ForeignKey("appointments.id"), nullable=False)
+    kind = Column(String(32), nullable=False)
+    status = Column(String(32), nullable=False)
+    attempts = Column(Integer, nullable=False, default=0)
+    claim_token = Column(String(32), nullable=True)
+    claimed_at = Column(UTCDateTime, nullable=True)
+    updated_at = Column(UTCDateTime, nullable=False, default=utc_now)
+
+    __table_args__ = (
+        UniqueConstraint("appointment_id", "kind", name="uq_notifications_appointment_kind"),
+        Index("ix_notifications_status", "status"),
+    )

@@ -17,7 +17,9 @@ from clinic.migrate import upgrade_to_latest
 from clinic.settings import Settings
 from tests.databases import temporary_postgres_database
 
-TABLES = "audit_events, appointments, blocked_times, working_hours, patients, doctors"
+TABLES = (
+    "notifications, audit_events, appointments, blocked_times, working_hours, patients, doctors"
+)
 
 # Nothing listens on port 9: connecting fails at once, like a database outage.
 UNREACHABLE_DATABASE_URL = "postgresql+psycopg2://postgres@127.0.0.1:9/clinic"

@@ -78,7 +78,12 @@ class Stack:
         return url
 
     def start_rasa(
-        self, credentials: Path = REST_CREDENTIALS, port: int | None = None, api: bool = True
+        self,
+        credentials: Path = REST_CREDENTIALS,
+        port: int | None = None,
+        api: bool = True,
+        ready_path: str = "/",
+        **env: str,
     ) -> str:
         port = port or free_port()
         command = [
@@ -95,18 +100,22 @@ class Stack:
         ]
         if api:
             command.append("--enable-api")
-        process = self._start(f"rasa-{port}", command)
+        process = self._start(f"rasa-{port}", command, env)
         url = f"http://127.0.0.1:{port}"
-        _wait(lambda: answers(f"{url}/"), 240, f"rasa server on {port}", process)
+        _wait(lambda: answers(f"{url}{ready_path}"), 240, f"rasa server on {port}", process)
         if api:  # the HTTP API answers "/" before the model is loaded
             _wait(lambda: _model_loaded(url), 240, f"model on {port}", process)
         return url
 
-    def _start(self, name: str, command: list[str]) -> Process:
+    def _start(self, name: str, command: list[str], env: dict | None = None) -> Process:
         log_path = self.log_dir / f"{name}.log"
         with open(log_path, "wb") as log:
             popen = subprocess.Popen(  # noqa: S603 - our own commands
-                command, cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT
+                command,
+                cwd=ROOT,
+                env={**self.env, **(env or {})},
+                stdout=log,
+                stderr=subprocess.STDOUT,
             )
         process = Process(name, popen, log_path)
         self.processes.append(process)
@@ -152,6 +161,21 @@ def stack_environment(database_url: str, **extra: str) -> dict[str, str]:
         **extra,
     )
     return env
+
+
+def scaled_out_environment(database_url: str, graph_url: str, prefix: str) -> dict[str, str]:
+    """Settings of replicas sharing PostgreSQL (conversations) and Redis (locks, message ids);
+    `prefix` keeps this run's Redis keys apart from any other's."""
+    from tests.redis_support import REDIS_URL
+
+    return dict(
+        TRACKER_STORE_URL=database_url,
+        LOCK_STORE_URL=REDIS_URL,
+        LOCK_STORE_KEY_PREFIX=f"{prefix}-lock",
+        DEDUPE_KEY_PREFIX=f"{prefix}:mid:",
+        INSTAGRAM_GRAPH_URL=graph_url,
+        INSTAGRAM_TYPING_INDICATOR="0",
+    )
 
 
 @contextmanager

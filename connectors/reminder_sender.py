@@ -1,0 +1,26 @@
+"""Reminders through the Graph API: its errors mapped onto the reminder job's outcomes."""
+
+from __future__ import annotations
+
+from clinic.reminders import FAILED, RECIPIENT_UNAVAILABLE, SENT, WINDOW_CLOSED, Sender
+from connectors.graph_api import (
+    GraphApiClient,
+    OutsideWindowError,
+    RecipientUnavailableError,
+    SendError,
+)
+
+
+def graph_sender(client: GraphApiClient) -> Sender:
+    def send(recipient_id: str, text: str) -> str:
+        try:
+            client.send_text_blocking(recipient_id, text)
+        except OutsideWindowError:
+            return WINDOW_CLOSED
+        except RecipientUnavailableError:
+            return RECIPIENT_UNAVAILABLE
+        except SendError:
+            return FAILED  # logged by the client with code and hashed recipient
+        return SENT
+
+    return send

@@ -1,0 +1,128 @@
+"""Meta's Instagram webhook deliveries, read without any I/O: signature and items.
+
+A delivery holds entries, each with `messaging[]` items (or, from the dashboard's
+test button, `changes[]` with `field: messages`). Every item becomes exactly one
+`Incoming` (something for the bot) or `Ignored` (with the reason, for the logs).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+MAX_BODY_BYTES = 1024 * 1024
+SIGNATURE_HEADER = "X-Hub-Signature-256"
+
+
+class BadDelivery(ValueError):
+    """The body is not JSON or not an Instagram delivery (answered with 400)."""
+
+
+@dataclass(frozen=True)
+class Incoming:
+    """A patient's message for the bot: text, a quick-reply or postback payload, or an
+    attachment (which the bot cannot read and answers with a short note)."""
+
+    sender_id: str
+    mid: str
+    timestamp: int
+    text: str
+    kind: str  # "text", "quick_reply", "postback" or "attachment"
+
+
+@dataclass(frozen=True)
+class Ignored:
+    reason: str  # "echo", "read", "reaction", "edit", "deleted", "unsupported", "malformed"
+
+
+def signature(body: bytes, app_secret: str) -> str:
+    """The `X-Hub-Signature-256` value Meta sends for `body` (tests sign with it too)."""
+    digest = hmac.new(app_secret.encode(), body, hashlib.sha256).hexdigest()
+    return f"sha256={digest}"
+
+
+def signature_is_valid(body: bytes, header: str | None, app_secret: str) -> bool:
+    """Constant-time check of the HMAC-SHA256 of the raw body, exactly as received."""
+    if not header or not app_secret:
+        return False
+    return hmac.compare_digest(signature(body, app_secret).encode(), header.strip().encode())
+
+
+def parse_delivery(body: bytes) -> list[Incoming | Ignored]:
+    """All items of one delivery, in the order Meta listed them."""
+    try:
+        payload = json.loads(body)
+    except (ValueError, UnicodeDecodeError) as error:
+        raise BadDelivery("body is not JSON") from error
+    if not isinstance(payload, dict) or payload.get("object") != "instagram":
+        raise BadDelivery("not an Instagram delivery")
+    entries = payload.get("entry")
+    if not isinstance(entries, list):
+        raise BadDelivery("no entries")
+    return [read_item(item) for item in _items(entries)]
+
+
+def _items(entries: list[Any]) -> Iterator[Any]:
+    for entry in entries:
+        if not isinstance(entry, dict):
+            yield None
+            continue
+        yield from entry.get("messaging") or []
+        for change in entry.get("changes") or []:
+            if isinstance(change, dict) and change.get("field") == "messages":
+                yield change.get("value")
+
+
+def read_item(item: Any) -> Incoming | Ignored:
+    """One `messaging` item: what the patient said, or why there is nothing to answer."""
+    if not isinstance(item, dict):
+        return Ignored("malformed")
+    sender = (item.get("sender") or {}).get("id")
+    timestamp = _int(item.get("timestamp"))
+    if "read" in item:
+        return Ignored("read")
+    if "reaction" in item:
+        return Ignored("reaction")
+    if "message_edit" in item:
+        return Ignored("edit")
+    postback = item.get("postback")
+    if isinstance(postback, dict):
+        text = postback.get("payload") or postback.get("title") or ""
+        return _incoming(sender, postback.get("mid"), timestamp, text, "postback")
+    message = item.get("message")
+    if not isinstance(message, dict):
+        return Ignored("unsupported")
+    if message.get("is_echo"):
+        return Ignored("echo")
+    if message.get("is_deleted"):
+        return Ignored("deleted")
+    if message.get("is_unsupported"):
+        return Ignored("unsupported")
+    quick_reply = message.get("quick_reply")
+    if isinstance(quick_reply, dict) and quick_reply.get("payload"):
+        return _incoming(
+            sender, message.get("mid"), timestamp, quick_reply["payload"], "quick_reply"
+        )
+    text = message.get("text")
+    if isinstance(text, str) and text.strip():
+        return _incoming(sender, message.get("mid"), timestamp, text, "text")
+    if message.get("attachments"):
+        return _incoming(sender, message.get("mid"), timestamp, "", "attachment")
+    return Ignored("unsupported")
+
+
+def _incoming(sender: Any, mid: Any, timestamp: int, text: str, kind: str) -> Incoming | Ignored:
+    if not isinstance(sender, str | int) or not sender or not isinstance(mid, str) or not mid:
+        return Ignored("malformed")
+    return Incoming(str(sender), mid, timestamp, text, kind)
+
+
+def _int(value: Any) -> int:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return 0

@@ -1,0 +1,144 @@
+"""End to end: real rasa server (trained model, Instagram channel) + real action server +
+fake Graph API + SQLite. A new patient books through signed webhooks only."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from clinic.cli import main as clinic_cli
+from clinic.context import Clinic
+from clinic.db import create_database_engine, transaction
+from clinic.models import Appointment, Patient
+from clinic.settings import Settings
+from clinic.templates import format_when
+from connectors.fake_graph import FakeGraphApi
+from connectors.simulate import delivery, post_delivery
+from tests.conftest import TEST_NAME, TEST_PHONE
+from tests.helpers import wait_until
+from tests.servers import ROOT, Stack, running_stack
+
+SECRET = "e2e-app-secret"
+TOKEN = "e2e-access-token"
+PATIENT = "IG_TEST_E2E_7731"  # a placeholder Instagram id
+
+
+class Patient_:
+    """An Instagram user: sends signed webhooks, reads what the fake Graph API received."""
+
+    def __init__(self, rasa_url: str, graph: FakeGraphApi, sender_id: str):
+        self.rasa_url, self.graph, self.sender_id = rasa_url, graph, sender_id
+        self.read = 0
+
+    def messages(self) -> list[dict]:
+        return [b["message"] for b in self.graph.messages_to(self.sender_id) if "message" in b]
+
+    def say(self, text: str, payload: str | None = None, replies: int = 1) -> list[dict]:
+        body = delivery(self.sender_id, text, quick_reply_payload=payload)
+        assert post_delivery(self.rasa_url, body, SECRET) == 200
+        expected = self.read + replies
+        assert wait_until(lambda: len(self.messages()) >= expected, 60), self.messages()
+        new = self.messages()[self.read : expected]
+        self.read = expected
+        return new
+
+    def tap(self, message: dict, number: int, replies: int = 1) -> list[dict]:
+        option = message["quick_replies"][number - 1]
+        return self.say(option["title"], option["payload"], replies)
+
+
+@pytest.fixture
+def stack(tmp_path: Path) -> Iterator[tuple[Stack, FakeGraphApi, str]]:
+    database_url = f"sqlite:///{tmp_path / 'e2e.db'}"
+    with FakeGraphApi(access_token=TOKEN) as graph:
+        env = dict(
+            INSTAGRAM_VERIFY_TOKEN="e2e-verify",
+            INSTAGRAM_APP_SECRET=SECRET,
+            INSTAGRAM_ACCESS_TOKEN=TOKEN,
+            INSTAGRAM_GRAPH_URL=graph.base_url,
+        )
+        with running_stack(database_url, tmp_path, **env) as servers:
+            for command in (["init"], ["seed", "--demo"]):
+                assert _cli(database_url, command) == 0
+            servers.start_action_server()
+            rasa_url = servers.start_rasa(
+                credentials=ROOT / "credentials.yml", api=False, ready_path="/webhooks/instagram/"
+            )
+            yield servers, graph, rasa_url, database_url
+
+
+def _cli(database_url: str, argv: list[str]) -> int:
+    import os
+
+    previous = os.environ.get("DATABASE_URL")
+    os.environ["DATABASE_URL"] = database_url
+    try:
+        return clinic_cli(argv)
+    finally:
+        if previous is None:
+            del os.environ["DATABASE_URL"]
+        else:
+            os.environ["DATABASE_URL"] = previous
+
+
+def test_a_new_patient_books_through_instagram_and_gets_the_confirmation(stack):
+    servers, graph, rasa_url, database_url = stack
+    patient = Patient_(rasa_url, graph, PATIENT)
+
+    (greeting,) = patient.say("hi")
+    assert greeting["text"].startswith("Hi! I'm the clinic's booking assistant.")
+    (consent,) = patient.say("I'd like to book an appointment")
+    assert [q["payload"] for q in consent["quick_replies"]] == ["/affirm", "/deny"]
+    (ask_name,) = patient.tap(consent, 1)
+    assert ask_name["text"] == "What's your full name?"
+    (ask_phone,) = patient.say(TEST_NAME)
+    assert ask_phone["text"].startswith("And your phone number?")
+    (ask_day,) = patient.say(TEST_PHONE)
+    assert ask_day["text"].startswith("Which day works for you?")
+    (slot_list,) = patient.tap(ask_day, 1)
+    assert "\n1. " in slot_list["text"]
+    (confirmation,) = patient.tap(slot_list, 1)
+
+    clinic = Clinic(create_database_engine(database_url), Settings(database_url=database_url))
+    with transaction(clinic.engine) as session:
+        stored = session.scalars(select(Patient).where(Patient.instagram_id == PATIENT)).one()
+        (appointment,) = session.scalars(
+            select(Appointment).where(Appointment.patient_id == stored.id)
+        ).all()
+    assert (stored.name, stored.phone, stored.consent_status) == (TEST_NAME, TEST_PHONE, "granted")
+    when = format_when(appointment.start_at, clinic.settings.zone)
+    assert confirmation["text"].startswith(f"Your appointment is confirmed for {when}.")
+    assert confirmation["text"] in {
+        f"Your appointment is confirmed for {when}. We'll send a reminder before your visit.",
+        f"Your appointment is confirmed for {when}. Please save this message: Instagram only "
+        "lets us write to you within 24 hours of your last message, so a reminder may not "
+        "reach you.",
+    }
+    # Every answer went out exactly once, and logs carry none of the patient's data.
+    assert len(patient.messages()) == 7
+    logs = servers.logs()
+    assert "instagram item processed" in logs
+    for secret in (TEST_NAME, TEST_PHONE, PATIENT):
+        assert secret not in logs
+    clinic.engine.dispose()
+
+
+def test_the_channel_answers_meta_and_refuses_forgeries(stack):
+    _, graph, rasa_url, _ = stack
+    import urllib.error
+    import urllib.request
+
+    challenge = (
+        f"{rasa_url}/webhooks/instagram/webhook?hub.mode=subscribe"
+        "&hub.verify_token=e2e-verify&hub.challenge=31337"
+    )
+    with urllib.request.urlopen(challenge) as answer:  # noqa: S310 - loopback
+        assert answer.read() == b"31337"
+    forged = delivery("IG_TEST_FORGED", "hi")
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        post_delivery(rasa_url, forged, "not-the-secret")
+    assert refused.value.code == 403
+    assert graph.messages_to("IG_TEST_FORGED") == []

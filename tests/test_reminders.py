@@ -1,0 +1,210 @@
+"""Reminders with a frozen clock, and the doctor's calendar parsed back."""
+
+from __future__ import annotations
+
+import threading
+from datetime import date, datetime, time, timedelta, timezone
+from zoneinfo import ZoneInfo
+
+import icalendar
+import pytest
+from sqlalchemy import select
+from sqlalchemy.pool import NullPool
+
+from clinic.booking import book, cancel
+from clinic.calendar_feed import doctor_calendar
+from clinic.context import Clinic
+from clinic.db import create_database_engine, transaction
+from clinic.models import AuditEvent, Notification, Patient
+from clinic.patients import note_message
+from clinic.reminders import reminder_deliverable, send_due_reminders
+from clinic.settings import Settings
+from clinic.templates import format_when
+from connectors.fake_graph import FakeGraphApi, FakeResponse
+from connectors.graph_api import GraphApiClient, RetryPolicy
+from connectors.reminder_sender import graph_sender
+from tests.factories import add_block, add_doctor, add_patient
+
+NEW_YORK = ZoneInfo("America/New_York")
+THURSDAY = date(2026, 2, 5)
+
+
+def at(day: date, hour: int) -> datetime:
+    return datetime.combine(day, time(hour), tzinfo=NEW_YORK)
+
+
+def render(start: datetime, zone: ZoneInfo) -> str:
+    return f"Reminder: you have an appointment on {format_when(start, zone)}."
+
+
+@pytest.fixture
+def graph():
+    with FakeGraphApi() as fake:
+        yield fake
+
+
+@pytest.fixture
+def sender(graph):
+    client = GraphApiClient(
+        "token",
+        id_hash_key="k",
+        base_url=graph.base_url,
+        retry_policy=RetryPolicy(base=0.01, cap=0.02, max_attempts=2),
+    )
+    yield graph_sender(client)
+    client.close()
+
+
+def status_of(clinic: Clinic, appointment_id: int) -> str | None:
+    with transaction(clinic.engine) as session:
+        row = session.scalars(
+            select(Notification).where(Notification.appointment_id == appointment_id)
+        ).one_or_none()
+        return row.status if row else None
+
+
+def booked_for_thursday_9(clinic: Clinic, clock, instagram_id: str = "IG_TEST_1"):
+    doctor = add_doctor(clinic)
+    patient = add_patient(clinic, instagram_id)
+    appointment = book(clinic, doctor, patient.id, at(THURSDAY, 9))
+    return patient, appointment
+
+
+def test_not_due_yet_sends_nothing(any_clinic, clock, graph, sender):
+    booked_for_thursday_9(any_clinic, clock)
+    note_message(any_clinic, "IG_TEST_1")
+    report = send_due_reminders(any_clinic, sender, render)  # Monday: 3 days early
+    assert report.sent == 0 and graph.sent == []
+
+
+def test_due_and_window_open_is_sent_once_with_an_audit_row(any_clinic, clock, graph, sender):
+    _, appointment = booked_for_thursday_9(any_clinic, clock)
+    clock.moment = at(THURSDAY, 9) - timedelta(hours=20)  # 20 h before: due (lead 24 h)
+    note_message(any_clinic, "IG_TEST_1")  # the patient wrote just now
+    assert send_due_reminders(any_clinic, sender, render).sent == 1
+    assert send_due_reminders(any_clinic, sender, render).sent == 0
+    (message,) = graph.messages_to("IG_TEST_1")
+    assert message["message"]["text"] == (
+        "Reminder: you have an appointment on Feb 5, 2026 at 9:00 AM."
+    )
+    assert status_of(any_clinic, appointment.id) == "sent"
+    with transaction(any_clinic.engine) as session:
+        event = session.scalars(
+            select(AuditEvent).where(AuditEvent.name == "notification_sent")
+        ).one()
+    assert event.appointment_id == appointment.id and "IG_TEST_1" not in event.recipient_hash
+
+
+def test_window_closed_waits_then_goes_out_when_the_patient_writes(
+    any_clinic, clock, graph, sender
+):
+    _, appointment = booked_for_thursday_9(any_clinic, clock)
+    note_message(any_clinic, "IG_TEST_1")  # Monday 8:00
+    clock.moment = at(THURSDAY, 9) - timedelta(hours=20)  # Wednesday 13:00: window closed
+    report = send_due_reminders(any_clinic, sender, render)
+    assert (report.sent, report.window_closed) == (0, 1)
+    assert graph.sent == []
+    assert status_of(any_clinic, appointment.id) == "window_closed"
+    clock.advance(timedelta(hours=2))
+    note_message(any_clinic, "IG_TEST_1")  # the patient writes again
+    assert send_due_reminders(any_clinic, sender, render).sent == 1
+    assert status_of(any_clinic, appointment.id) == "sent"
+
+
+def test_graph_error_10_2534022_is_recorded_as_window_closed(any_clinic, clock, graph, sender):
+    _, appointment = booked_for_thursday_9(any_clinic, clock)
+    clock.moment = at(THURSDAY, 9) - timedelta(hours=20)
+    note_message(any_clinic, "IG_TEST_1")
+    graph.queue(FakeResponse.graph_error(10, 2534022))
+    report = send_due_reminders(any_clinic, sender, render)
+    assert (report.sent, report.window_closed) == (0, 1)
+    assert len(graph.sent) == 1  # a permanent error is not retried
+    assert status_of(any_clinic, appointment.id) == "window_closed"
+
+
+def test_a_failed_send_is_retried_next_run_and_551_is_final(any_clinic, clock, graph, sender):
+    _, appointment = booked_for_thursday_9(any_clinic, clock)
+    clock.moment = at(THURSDAY, 9) - timedelta(hours=20)
+    note_message(any_clinic, "IG_TEST_1")
+    graph.queue(FakeResponse(500), FakeResponse(500))
+    assert send_due_reminders(any_clinic, sender, render).failed == 1
+    assert status_of(any_clinic, appointment.id) == "failed"
+    graph.queue(FakeResponse.graph_error(551))
+    assert send_due_reminders(any_clinic, sender, render).unavailable == 1
+    assert send_due_reminders(any_clinic, sender, render) == send_due_reminders(
+        any_clinic, sender, render
+    )
+    assert status_of(any_clinic, appointment.id) == "recipient_unavailable"
+
+
+def test_a_cancelled_appointment_gets_no_reminder(any_clinic, clock, graph, sender):
+    patient, appointment = booked_for_thursday_9(any_clinic, clock)
+    cancel(any_clinic, appointment.id, patient.id)
+    clock.moment = at(THURSDAY, 9) - timedelta(hours=20)
+    note_message(any_clinic, "IG_TEST_1")
+    assert send_due_reminders(any_clinic, sender, render).sent == 0
+    assert graph.sent == []
+
+
+def test_two_runs_at_once_send_each_reminder_once(database_url, clock, graph, sender):
+    settings = Settings(database_url=database_url)
+    setup = Clinic(create_database_engine(database_url), settings, clock)
+    doctor = add_doctor(setup)
+    for number in range(6):
+        patient = add_patient(setup, f"IG_TEST_{number}")
+        book(setup, doctor, patient.id, at(THURSDAY, 9) + timedelta(minutes=30 * number))
+    clock.moment = at(THURSDAY, 9) - timedelta(hours=20)
+    with transaction(setup.engine) as session:
+        for patient in session.scalars(select(Patient)):
+            patient.last_message_at = clock.moment
+    runs = [
+        Clinic(create_database_engine(database_url, poolclass=NullPool), settings, clock)
+        for _ in range(2)
+    ]
+    barrier = threading.Barrier(2)
+    reports = []
+
+    def run(clinic: Clinic) -> None:
+        barrier.wait()
+        reports.append(send_due_reminders(clinic, sender, render))
+
+    threads = [threading.Thread(target=run, args=(c,)) for c in runs]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert sum(r.sent for r in reports) == 6
+    recipients = [r.body["recipient"]["id"] for r in graph.delivered]
+    assert sorted(recipients) == sorted(f"IG_TEST_{n}" for n in range(6))
+    for clinic in [setup, *runs]:
+        clinic.engine.dispose()
+
+
+def test_the_confirmation_promises_a_reminder_only_inside_the_window():
+    now = datetime(2026, 2, 2, 13, tzinfo=timezone.utc)
+    lead = timedelta(hours=24)
+    assert reminder_deliverable(now + timedelta(hours=47), now, lead)
+    assert not reminder_deliverable(now + timedelta(hours=49), now, lead)
+    assert not reminder_deliverable(now + timedelta(hours=30), None, lead)
+
+
+def test_the_calendar_feed_parses_and_names_patients_by_initial_only(any_clinic, clock):
+    doctor = add_doctor(any_clinic, name="Dr. Test, Family; Medicine")
+    patient = add_patient(any_clinic)
+    first = book(any_clinic, doctor, patient.id, at(THURSDAY, 9))
+    second = book(any_clinic, doctor, patient.id, at(THURSDAY, 14))
+    cancel(any_clinic, second.id, patient.id)
+    add_block(any_clinic, at(THURSDAY, 12), at(THURSDAY, 13), doctor)
+    feed = doctor_calendar(any_clinic, doctor)
+    assert "PATIENT_TEST" not in feed and "+10000000000" not in feed and "IG_TEST" not in feed
+    assert all(len(line.encode()) <= 75 for line in feed.split("\r\n"))
+    calendar = icalendar.Calendar.from_ical(feed)
+    assert str(calendar["X-WR-CALNAME"]) == "Dr. Test, Family; Medicine"
+    events = {str(e["UID"]): e for e in calendar.walk("VEVENT")}
+    booked = events[f"appointment-{first.id}@clinic-dm"]
+    assert str(booked["SUMMARY"]) == "Appointment (P.)"
+    assert booked.decoded("DTSTART") == at(THURSDAY, 9).astimezone(timezone.utc)
+    assert booked.decoded("DTEND") - booked.decoded("DTSTART") == timedelta(minutes=30)
+    assert str(events[f"appointment-{second.id}@clinic-dm"]["STATUS"]) == "CANCELLED"
+    blocks = [e for uid, e in events.items() if uid.startswith("block-")]
+    assert [str(b["SUMMARY"]) for b in blocks] == ["Blocked: test"]
