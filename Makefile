@@ -36,9 +36,11 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt constraints.txt
 	$(PY) -m pip install --quiet -r requirements-dev.txt
 	@touch $@
 
-# Train only when the data, the domain or the config changed.
+# Train only when the data, the domain or the config changed. The rules decide every
+# turn, so stories need no augmentation; library deprecation warnings are hidden.
 $(MODEL): $(RASA_INPUTS) | $(VENV)/.installed
-	$(BIN)/rasa train --fixed-model-name clinic --out models --quiet
+	PYTHONWARNINGS=ignore TF_CPP_MIN_LOG_LEVEL=2 \
+		$(BIN)/rasa train --fixed-model-name clinic --out models --augmentation 0 --quiet
 
 train: $(MODEL)
 

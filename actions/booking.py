@@ -28,7 +28,7 @@ from actions.common import (
     skips_cleared,
     templates,
 )
-from actions.parsing import parse_day, parse_slot_choice
+from actions.parsing import find_clock_time, parse_day, parse_slot_choice
 from actions.runtime import current_clinic, run_core
 from clinic.availability import available_slots, next_days_with_slots
 from clinic.booking import book, reschedule
@@ -47,7 +47,14 @@ from clinic.templates import format_day, format_time
 logger = logging.getLogger(__name__)
 
 DAYS_OFFERED = 5
-BOOKING_SLOTS = ["appointment_day", "slot_choice", "offered_slots", "slot_taken", "rescheduling_id"]
+BOOKING_SLOTS = [
+    "appointment_day",
+    "preferred_time",
+    "slot_choice",
+    "offered_slots",
+    "slot_taken",
+    "rescheduling_id",
+]
 MANAGE_SLOTS = ["appointment_options", "appointment_choice", "cancel_confirmed"]
 
 
@@ -62,9 +69,12 @@ class ActionStartBooking(Action):
     ) -> list[dict[str, Any]]:
         events = clear(tracker, *BOOKING_SLOTS, "patient_name", "patient_phone", "consent_given")
         zone = current_clinic().settings.zone
-        day = parse_day(latest_text(tracker), clinic_today(zone), month_first=_month_first())
+        text = latest_text(tracker)
+        day = parse_day(text, clinic_today(zone), month_first=_month_first())
         if day is not None and latest_intent(tracker) in {"book_appointment", "give_date_time"}:
             events.append(SlotSet("appointment_day", day.isoformat()))
+            # "tomorrow at 3pm": that time is booked straight away if it is free.
+            events.append(SlotSet("preferred_time", find_clock_time(text)))
         try:
             await run_core(note_message, current_clinic(), tracker.sender_id)
             patient = await current_patient(tracker)
@@ -99,8 +109,17 @@ class DayAndSlotValidation:
     ) -> dict[str, Any]:
         day = await _checked_day(str(value), dispatcher)
         if day is None:
-            return {"appointment_day": None}
-        return {"appointment_day": day.isoformat(), "slot_choice": None, "offered_slots": None}
+            return {"appointment_day": None, "preferred_time": None}
+        answer = {
+            "appointment_day": day.isoformat(),
+            "slot_choice": None,
+            "offered_slots": None,
+            "preferred_time": None,
+        }
+        wanted = find_clock_time(str(value)) or tracker.get_slot("preferred_time")
+        if wanted:
+            answer["slot_choice"] = await _free_slot_at(day, wanted, dispatcher)
+        return answer
 
     @skips_cleared
     async def validate_slot_choice(
@@ -151,6 +170,24 @@ async def _checked_day(text: str, dispatcher: CollectingDispatcher) -> date | No
         )
         return None
     return day
+
+
+async def _free_slot_at(day: date, wanted: str, dispatcher: CollectingDispatcher) -> str | None:
+    """The free slot of `day` at the time the patient named; says so when it is not free."""
+    try:
+        doctor = await booking_doctor()
+        free = await run_core(available_slots, current_clinic(), doctor.id, day)
+    except (DatabaseUnavailableError, UnknownDoctorError):
+        return None  # the slot list will say that the system can't be reached
+    chosen = parse_slot_choice(wanted, free)
+    if chosen is None:
+        dispatcher.utter_message(
+            text=templates().render(
+                "time_not_free", time=wanted.removeprefix("at ").strip(), day=format_day(day)
+            )
+        )
+        return None
+    return chosen.isoformat()
 
 
 class ValidateBookingForm(DayAndSlotValidation, FormValidationAction):

@@ -245,6 +245,22 @@ def _slot_at_clock_time(
     return matches[0] if len(matches) == 1 else None
 
 
+_EXPLICIT_CLOCK = re.compile(
+    r"\b(?:at\s+)?\d{1,2}(?::\d{2})?\s*(?:a\.?m\.?|p\.?m\.?)"  # 3pm, at 3:30 pm
+    r"|\b(?:at\s+)?\d{1,2}:\d{2}(?![\d/])"  # 14:30, at 2:30
+    r"|\bat\s+\d{1,2}(?![\d/:])"  # at 3
+    r"|\bnoon\b",
+    re.IGNORECASE,
+)
+
+
+def find_clock_time(text: str) -> str | None:
+    """A time of day named in a longer message ("tomorrow at 3pm" -> "at 3pm"), or None.
+    Only unmistakable forms count: with am/pm, with minutes, after "at", or "noon"."""
+    match = _EXPLICIT_CLOCK.search(text)
+    return match.group(0) if match else None
+
+
 def parse_yes_no(text: str, intent: str | None) -> bool | None:
     """True for yes, False for no, None when the answer is neither (or both)."""
     if intent == "affirm":

@@ -29,6 +29,7 @@ REQUIRED: dict[str, set[str]] = {
     "slot_taken": {"day"},
     "day_full_next": {"day", "next_day"},
     "slot_taken_day_full": {"day", "next_day"},
+    "time_not_free": {"time", "day"},
     "slot_list_footer": set(),
     "slot_reprompt": {"count", "example"},
     "no_free_days": {"day", "last_day"},

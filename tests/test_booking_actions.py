@@ -72,6 +72,41 @@ def test_the_day_in_the_first_message_is_kept(clinic, text, day):
     assert messages == []
 
 
+def test_a_time_in_the_first_message_is_kept_for_the_day(clinic):
+    slots, _ = run(
+        ActionStartBooking(),
+        make_tracker(text="book me thursday at 2pm", intent="book_appointment"),
+    )
+    assert (slots["appointment_day"], slots["preferred_time"]) == ("2026-02-05", "at 2pm")
+
+
+@pytest.mark.parametrize(
+    ("value", "preferred", "chosen", "said"),
+    [
+        ("2026-02-05", "at 2pm", "2026-02-05T14:00:00-05:00", []),
+        ("thursday at 2:30", None, "2026-02-05T14:30:00-05:00", []),
+        ("2026-02-05", "at 12:15", None, ["Sorry, 12:15 isn't free on Thu, Feb 5."]),
+        ("thursday", None, None, []),
+    ],
+)
+def test_a_named_free_time_is_chosen_at_once(clinic, value, preferred, chosen, said):
+    add_doctor(clinic)
+    tracker = make_tracker(
+        text=value,
+        active_loop="booking_form",
+        slots={
+            "requested_slot": "appointment_day",
+            "appointment_day": value,
+            "preferred_time": preferred,
+        },
+    )
+    tracker.events.append({"event": "slot", "name": "appointment_day", "value": value})
+    slots, messages = run(ValidateBookingForm(), tracker)
+    assert slots["appointment_day"] == "2026-02-05"
+    assert slots.get("slot_choice") == chosen
+    assert texts(messages) == said
+
+
 def test_a_returning_patient_is_recognised_by_the_instagram_id(clinic):
     add_patient(clinic, "IG_BACK")
     slots, _ = run(

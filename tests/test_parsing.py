@@ -9,6 +9,7 @@ import pytest
 
 from actions.parsing import (
     extract_name,
+    find_clock_time,
     parse_day,
     parse_list_index,
     parse_slot_choice,
@@ -166,3 +167,20 @@ def test_yes_no(text, intent, answer):
 )
 def test_names_come_without_the_words_around_them(text, name):
     assert extract_name(text) == name
+
+
+@pytest.mark.parametrize(
+    ("text", "found"),
+    [
+        ("book me tomorrow at 3pm", "at 3pm"),
+        ("friday 2:30", "2:30"),
+        ("can I come in at 10 on monday", "at 10"),
+        ("thursday around noon", "noon"),
+        ("next tuesday", None),
+        ("the 5th", None),
+        ("2/5", None),
+        ("my number is 212 555 0199", None),
+    ],
+)
+def test_a_time_named_in_a_longer_message_is_found(text, found):
+    assert find_clock_time(text) == found

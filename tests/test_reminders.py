@@ -63,7 +63,7 @@ def status_of(clinic: Clinic, appointment_id: int) -> str | None:
         return row.status if row else None
 
 
-def booked_for_thursday_9(clinic: Clinic, clock, instagram_id: str = "IG_TEST_1"):
+def booked_for_thursday_9(clinic: Clinic, instagram_id: str = "IG_TEST_1"):
     doctor = add_doctor(clinic)
     patient = add_patient(clinic, instagram_id)
     appointment = book(clinic, doctor, patient.id, at(THURSDAY, 9))
@@ -71,14 +71,14 @@ def booked_for_thursday_9(clinic: Clinic, clock, instagram_id: str = "IG_TEST_1"
 
 
 def test_not_due_yet_sends_nothing(any_clinic, clock, graph, sender):
-    booked_for_thursday_9(any_clinic, clock)
+    booked_for_thursday_9(any_clinic)
     note_message(any_clinic, "IG_TEST_1")
     report = send_due_reminders(any_clinic, sender, render)  # Monday: 3 days early
     assert report.sent == 0 and graph.sent == []
 
 
 def test_due_and_window_open_is_sent_once_with_an_audit_row(any_clinic, clock, graph, sender):
-    _, appointment = booked_for_thursday_9(any_clinic, clock)
+    _, appointment = booked_for_thursday_9(any_clinic)
     clock.moment = at(THURSDAY, 9) - timedelta(hours=20)  # 20 h before: due (lead 24 h)
     note_message(any_clinic, "IG_TEST_1")  # the patient wrote just now
     assert send_due_reminders(any_clinic, sender, render).sent == 1
@@ -98,7 +98,7 @@ def test_due_and_window_open_is_sent_once_with_an_audit_row(any_clinic, clock, g
 def test_window_closed_waits_then_goes_out_when_the_patient_writes(
     any_clinic, clock, graph, sender
 ):
-    _, appointment = booked_for_thursday_9(any_clinic, clock)
+    _, appointment = booked_for_thursday_9(any_clinic)
     note_message(any_clinic, "IG_TEST_1")  # Monday 8:00
     clock.moment = at(THURSDAY, 9) - timedelta(hours=20)  # Wednesday 13:00: window closed
     report = send_due_reminders(any_clinic, sender, render)
@@ -112,7 +112,7 @@ def test_window_closed_waits_then_goes_out_when_the_patient_writes(
 
 
 def test_graph_error_10_2534022_is_recorded_as_window_closed(any_clinic, clock, graph, sender):
-    _, appointment = booked_for_thursday_9(any_clinic, clock)
+    _, appointment = booked_for_thursday_9(any_clinic)
     clock.moment = at(THURSDAY, 9) - timedelta(hours=20)
     note_message(any_clinic, "IG_TEST_1")
     graph.queue(FakeResponse.graph_error(10, 2534022))
@@ -123,7 +123,7 @@ def test_graph_error_10_2534022_is_recorded_as_window_closed(any_clinic, clock, 
 
 
 def test_a_failed_send_is_retried_next_run_and_551_is_final(any_clinic, clock, graph, sender):
-    _, appointment = booked_for_thursday_9(any_clinic, clock)
+    _, appointment = booked_for_thursday_9(any_clinic)
     clock.moment = at(THURSDAY, 9) - timedelta(hours=20)
     note_message(any_clinic, "IG_TEST_1")
     graph.queue(FakeResponse(500), FakeResponse(500))
@@ -138,7 +138,7 @@ def test_a_failed_send_is_retried_next_run_and_551_is_final(any_clinic, clock, g
 
 
 def test_a_cancelled_appointment_gets_no_reminder(any_clinic, clock, graph, sender):
-    patient, appointment = booked_for_thursday_9(any_clinic, clock)
+    patient, appointment = booked_for_thursday_9(any_clinic)
     cancel(any_clinic, appointment.id, patient.id)
     clock.moment = at(THURSDAY, 9) - timedelta(hours=20)
     note_message(any_clinic, "IG_TEST_1")
