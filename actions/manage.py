@@ -22,6 +22,7 @@ from actions.common import (
     ask_yes_no,
     clear,
     current_patient,
+    latest_text,
     quick_replies,
     say_unavailable,
     skips_cleared,
@@ -88,7 +89,8 @@ class ActionShowAppointments(Action):
 
 
 class _StartManaging(Action, ABC):
-    """Loads the patient's appointments; with exactly one, it is the one meant."""
+    """Loads the patient's appointments. The one meant is known when there is only one,
+    or when the message names the day of exactly one ("cancel the one on monday")."""
 
     moves_the_choice = False
 
@@ -103,12 +105,30 @@ class _StartManaging(Action, ABC):
             *clear(tracker, *MANAGE_SLOTS, *BOOKING_SLOTS),
             SlotSet("appointment_options", options),
         ]
-        if options is not None and len(options) == 1:
-            only = str(options[0]["id"])
-            events.append(SlotSet("appointment_choice", only))
+        meant = _meant(options or [], latest_text(tracker))
+        if meant is not None:
+            events.append(SlotSet("appointment_choice", meant))
             if self.moves_the_choice:
-                events.append(SlotSet("rescheduling_id", only))
+                events.append(SlotSet("rescheduling_id", meant))
         return events
+
+
+def _meant(options: list[dict[str, Any]], text: str) -> str | None:
+    if len(options) == 1:
+        return str(options[0]["id"])
+    index = _index_on_named_day(options, text)
+    return None if index is None else str(options[index]["id"])
+
+
+def _index_on_named_day(options: list[dict[str, Any]], text: str) -> int | None:
+    """The only listed appointment on the day the text names, if there is exactly one."""
+    zone = current_clinic().settings.zone
+    day = parse_day(text, current_clinic().now().astimezone(zone).date())
+    if day is None:
+        return None
+    starts = [datetime.fromisoformat(o["start"]).astimezone(zone) for o in options]
+    on_day = [i for i, start in enumerate(starts) if start.date() == day]
+    return on_day[0] if len(on_day) == 1 else None
 
 
 class ActionStartCancel(_StartManaging):
@@ -149,11 +169,7 @@ class _ChooseAppointment:
             return {"appointment_choice": str(value)}
         index = parse_list_index(str(value), len(options))
         if index is None:
-            zone = current_clinic().settings.zone
-            day = parse_day(str(value), current_clinic().now().astimezone(zone).date())
-            starts = [datetime.fromisoformat(o["start"]).astimezone(zone) for o in options]
-            on_day = [i for i, start in enumerate(starts) if start.date() == day]
-            index = on_day[0] if len(on_day) == 1 else None
+            index = _index_on_named_day(options, str(value))
         if index is None:
             dispatcher.utter_message(
                 text=templates().render("choose_number", count=str(len(options)))

@@ -49,7 +49,7 @@ connectors.instagram.InstagramInput:
 
 
 class Load:
-    def __init__(self, replicas: list[str], graph: FakeGraphApi):
+    def __init__(self, replicas: list[str], graph: FakeGraphApi, arrival: float, think: float):
         self.targets = itertools.cycle(replicas)
         self.graph = graph
         self.turn_latencies: list[float] = []
@@ -57,6 +57,7 @@ class Load:
         self.confirmations = 0
         self.turns = 0
         self.failures: list[str] = []
+        self.arrival, self.think = arrival, think
 
     def replies(self, sender: str) -> list[dict]:
         return [b["message"] for b in self.graph.messages_to(sender) if "message" in b]
@@ -76,15 +77,16 @@ class Load:
         while len(self.replies(sender)) < expected:
             if time.monotonic() > deadline:
                 raise TimeoutError(f"no reply to turn {expected}")
-            await asyncio.sleep(0.01)
+            await asyncio.sleep(0.02)
         self.turn_latencies.append(time.perf_counter() - started)
         self.turns += 1
+        await asyncio.sleep(random.uniform(0.5, 1.5) * self.think)  # reading and typing
         return self.replies(sender)[expected - 1]
 
     async def patient(self, session: aiohttp.ClientSession, number: int, racer: bool) -> None:
         sender = f"LOAD_{number}_{uuid.uuid4().hex[:6]}"
         rng = random.Random(number)
-        await asyncio.sleep(rng.uniform(0, 5))
+        await asyncio.sleep(rng.uniform(0, self.arrival))
         try:
             consent = await self.turn(session, sender, "I'd like to book an appointment")
             await self.turn(session, sender, "yes", consent["quick_replies"][0]["payload"])
@@ -99,8 +101,9 @@ class Load:
                 if slots["text"].startswith("Your appointment is confirmed"):
                     self.confirmations += 1
                     return
-                if slots["text"].startswith("That slot was just taken."):
+                if slots["text"].startswith("That slot was just taken"):
                     self.conflicts += 1
+                    racer = False  # like a person: after losing a slot, take any other
                     continue
                 raise AssertionError(f"unexpected reply: {slots['text'][:60]}")
         except Exception as error:  # noqa: BLE001 - counted and reported
@@ -144,8 +147,9 @@ def integrity(database_url: str) -> tuple[int, int]:
     return booked, overlaps
 
 
-async def run_load(replicas: list[str], graph: FakeGraphApi, patients: int) -> Load:
-    load = Load(replicas, graph)
+async def run_load(replicas: list[str], graph: FakeGraphApi, args: argparse.Namespace) -> Load:
+    load = Load(replicas, graph, args.arrival_seconds, args.think_seconds)
+    patients = args.patients
     connector = aiohttp.TCPConnector(limit=100)
     async with aiohttp.ClientSession(connector=connector) as session:
         await asyncio.gather(*(load.patient(session, n, racer=n % 2 == 0) for n in range(patients)))
@@ -160,6 +164,8 @@ def pct(values: list[float], fraction: float) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--patients", type=int, default=200)
+    parser.add_argument("--arrival-seconds", type=float, default=60, help="patients start within")
+    parser.add_argument("--think-seconds", type=float, default=2, help="mean pause between turns")
     args = parser.parse_args()
     prefix = uuid.uuid4().hex[:8]
     with (
@@ -184,14 +190,18 @@ def main() -> None:
                 for url in actions
             ]
             started = time.perf_counter()
-            load = asyncio.run(run_load(replicas, graph, args.patients))
+            load = asyncio.run(run_load(replicas, graph, args))
             elapsed = time.perf_counter() - started
             time.sleep(3)  # anything still in flight would show up as a duplicate
             memory = {p.name: peak_memory_mb(p.popen.pid) for p in stack.processes}
             sent_turns = load.turns
             delivered = sum(1 for r in graph.delivered if "message" in (r.body or {}))
         booked, overlaps = integrity(database_url)
-    print(f"{args.patients} patients, 2 rasa replicas + 2 action servers, PostgreSQL + Redis")
+    print(
+        f"{args.patients} patients arriving within {args.arrival_seconds:.0f} s, pausing "
+        f"~{args.think_seconds:.0f} s between messages; 2 rasa replicas + 2 action servers, "
+        "PostgreSQL + Redis"
+    )
     print(
         f"  wall time {elapsed:.1f} s; {load.turns / elapsed:.1f} turns/s; "
         f"{load.confirmations / elapsed:.2f} bookings/s"

@@ -103,17 +103,19 @@ def _replies(graph: FakeGraphApi) -> int:
 
 
 async def instagram_turns(rasa: str, graph: FakeGraphApi, count: int) -> list[float]:
+    """Webhook sent -> reply received by the fake Graph API (its own arrival timestamp)."""
     url = f"{rasa}/webhooks/instagram/webhook"
     sender = f"BENCH_TURN_{uuid.uuid4().hex[:6]}"
     latencies = []
     async with aiohttp.ClientSession() as session:
         for _ in range(count):
             seen = len(graph.messages_to(sender))
-            started = time.perf_counter()
+            started = time.monotonic()
             await post(session, url, *instagram_delivery(sender, "hi"))
-            while not any("message" in b for b in graph.messages_to(sender)[seen:]):
-                await asyncio.sleep(0.002)
-            latencies.append(time.perf_counter() - started)
+            while len(graph.messages_to(sender)) <= seen:
+                await asyncio.sleep(0.005)
+            reply = graph.deliveries_to(sender)[seen]
+            latencies.append(reply.time - started)
     return latencies
 
 

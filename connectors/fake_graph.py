@@ -99,6 +99,7 @@ class FakeGraphApi:
         self._queue: deque[FakeResponse] = deque()
         self._sent: list[RecordedRequest] = []
         self._delivered: list[RecordedRequest] = []
+        self._by_recipient: dict[Any, list[RecordedRequest]] = {}
         self._message_count = 0
         self._down_until = 0.0
         self._server: _Server | None = None
@@ -151,7 +152,13 @@ class FakeGraphApi:
 
     def messages_to(self, recipient_id: str) -> list[dict[str, Any]]:
         """The bodies delivered to one recipient, in order (messages and sender actions)."""
-        return [r.body for r in self.delivered if _recipient_of(r.body) == recipient_id]
+        with self._changed:
+            return [r.body for r in self._by_recipient.get(recipient_id, [])]
+
+    def deliveries_to(self, recipient_id: str) -> list[RecordedRequest]:
+        """The delivered requests of one recipient, with their arrival times."""
+        with self._changed:
+            return list(self._by_recipient.get(recipient_id, []))
 
     def queue(self, *responses: FakeResponse) -> None:
         """The answers to the next requests, in order; then the default 200 again."""
@@ -168,6 +175,7 @@ class FakeGraphApi:
             self._queue.clear()
             self._sent.clear()
             self._delivered.clear()
+            self._by_recipient.clear()
             self._message_count = 0
             self._down_until = 0.0
 
@@ -205,6 +213,7 @@ class FakeGraphApi:
             self._sent.append(record)
             if response.status == 200:
                 self._delivered.append(record)
+                self._by_recipient.setdefault(_recipient_of(body), []).append(record)
             self._changed.notify_all()
         return response, _recipient_of(body)
 
@@ -270,6 +279,7 @@ class _Server(ThreadingHTTPServer):
 
 class _Handler(BaseHTTPRequestHandler):
     server: _Server
+    protocol_version = "HTTP/1.1"  # keep-alive, like the real Graph API
 
     def do_GET(self) -> None:
         fake = self.server.fake

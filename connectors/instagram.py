@@ -206,20 +206,24 @@ class InstagramInput(InputChannel):
         logger.info(
             "instagram item processed kind=%s sender=%s", item.kind, self._ref(item.sender_id)
         )
-        await self._note_message(item.sender_id)
-        if item.kind == "attachment":
-            self.outbox.put(item.sender_id, Reply(text=ATTACHMENT_REPLY))
-            return
-        if self.typing_indicator:
-            self.outbox.put(item.sender_id, Reply(action="typing_on"))
-        message = UserMessage(
-            text=item.text,
-            output_channel=self.output,
-            sender_id=item.sender_id,
-            input_channel=self.name(),
-            message_id=item.mid,
-        )
-        await self._on_new_message(message)
+        # Recorded alongside the turn, not before it: the patient is waiting for the reply.
+        noted = asyncio.ensure_future(self._note_message(item.sender_id))
+        try:
+            if item.kind == "attachment":
+                self.outbox.put(item.sender_id, Reply(text=ATTACHMENT_REPLY))
+                return
+            if self.typing_indicator:
+                self.outbox.put(item.sender_id, Reply(action="typing_on"))
+            message = UserMessage(
+                text=item.text,
+                output_channel=self.output,
+                sender_id=item.sender_id,
+                input_channel=self.name(),
+                message_id=item.mid,
+            )
+            await self._on_new_message(message)
+        finally:
+            await noted
 
     async def _note_message(self, sender_id: str) -> None:
         """Remembers when a known patient last wrote: it opens Instagram's 24-hour window."""

@@ -64,6 +64,16 @@ def test_starting_to_cancel_a_single_appointment_chooses_it(any_clinic):
     assert slots["rescheduling_id"] == str(only.id)
 
 
+def test_a_day_named_when_asking_to_cancel_picks_that_appointment(two_appointments):
+    _, first, second = two_appointments
+    slots, _ = run(ActionStartCancel(), make_tracker(text="cancel the one on friday"))
+    assert slots["appointment_choice"] == str(second.id)
+    slots, _ = run(ActionStartReschedule(), make_tracker(text="move my thursday appointment"))
+    assert slots["appointment_choice"] == slots["rescheduling_id"] == str(first.id)
+    slots, _ = run(ActionStartCancel(), make_tracker(text="cancel my appointment"))
+    assert "appointment_choice" not in slots
+
+
 def test_with_several_the_patient_picks_by_number_or_day(two_appointments):
     _, first, second = two_appointments
     options = options_of(first, second)
