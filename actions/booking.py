@@ -70,11 +70,15 @@ class ActionStartBooking(Action):
         events = clear(tracker, *BOOKING_SLOTS, "patient_name", "patient_phone", "consent_given")
         zone = current_clinic().settings.zone
         text = latest_text(tracker)
-        day = parse_day(text, clinic_today(zone), month_first=_month_first())
+        named = {
+            e.get("entity"): e.get("value") for e in tracker.latest_message.get("entities", [])
+        }
+        day = parse_day(named.get("appointment_day") or text, clinic_today(zone), _month_first())
         if day is not None and latest_intent(tracker) in {"book_appointment", "give_date_time"}:
             events.append(SlotSet("appointment_day", day.isoformat()))
             # "tomorrow at 3pm": that time is booked straight away if it is free.
-            events.append(SlotSet("preferred_time", find_clock_time(text)))
+            wanted = named.get("preferred_time") or find_clock_time(text)
+            events.append(SlotSet("preferred_time", wanted))
         try:
             await run_core(note_message, current_clinic(), tracker.sender_id)
             patient = await current_patient(tracker)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from typing import Any
 
@@ -16,17 +17,21 @@ from actions.common import (
     ask_yes_no,
     chat_ref,
     clear,
+    clinic_today,
     current_patient,
     latest_intent,
+    latest_text,
+    quick_replies,
     say_unavailable,
     templates,
 )
+from actions.parsing import find_clock_time, parse_day
 from actions.runtime import current_clinic, run_core
 from clinic import audit
 from clinic.db import transaction
 from clinic.errors import DatabaseUnavailableError
 from clinic.patients import withdraw_consent
-from clinic.templates import format_when
+from clinic.templates import format_day, format_when
 
 logger = logging.getLogger(__name__)
 
@@ -174,5 +179,40 @@ class ActionAskDeleteConfirmed(Action):
     ) -> list[dict[str, Any]]:
         ask_yes_no(
             dispatcher, templates().render("ask_delete"), "delete_yes_button", "delete_no_button"
+        )
+        return []
+
+
+class ActionHelpAfterFallback(Action):
+    """When the message was not understood, offer what it most likely meant: a booking on
+    the day (and time) it names, if it names one; the patient's appointments; a person."""
+
+    def name(self) -> str:
+        return "action_help_after_fallback"
+
+    async def run(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> list[dict[str, Any]]:
+        texts = templates()
+        text = latest_text(tracker)
+        zone = current_clinic().settings.zone
+        day = parse_day(text, clinic_today(zone))
+        options = []
+        if day is not None:
+            entities = {"appointment_day": day.isoformat()}
+            title = texts.render("book_button", day=format_day(day))
+            time_named = (find_clock_time(text) or "").removeprefix("at ").strip()
+            if time_named:
+                entities["preferred_time"] = time_named
+                title = texts.render("book_at_button", day=format_day(day), time=time_named)
+            options.append((title, f"/book_appointment{json.dumps(entities)}"))
+        else:
+            options.append((texts.render("book_any_button"), "/book_appointment"))
+        options += [
+            (texts.render("show_button"), "/view_appointment"),
+            (texts.render("person_button"), "/human_handoff"),
+        ]
+        dispatcher.utter_message(
+            text=texts.render("not_understood"), buttons=quick_replies(options)
         )
         return []

@@ -103,3 +103,36 @@ def test_saying_no_keeps_the_data(clinic):
 def test_nothing_stored_means_no_question(clinic):
     form_slots, _ = run(ValidateDeleteDataForm(), make_tracker(active_loop="delete_data_form"))
     assert form_slots == {"requested_slot": None}
+
+
+def test_a_message_not_understood_offers_a_booking_on_the_day_it_names(clinic):
+    from actions.support import ActionHelpAfterFallback
+
+    tracker = make_tracker(text="could i pop in thursday at 2:30pm", intent="nlu_fallback")
+    _, (message,) = run(ActionHelpAfterFallback(), tracker)
+    assert message["text"].startswith("Sorry, I didn't quite get that.")
+    assert [(b["title"], b["payload"]) for b in message["buttons"]] == [
+        (
+            "Thu, Feb 5 2:30pm",
+            '/book_appointment{"appointment_day": "2026-02-05", "preferred_time": "2:30pm"}',
+        ),
+        ("My appointments", "/view_appointment"),
+        ("Talk to a person", "/human_handoff"),
+    ]
+    _, (plain,) = run(ActionHelpAfterFallback(), make_tracker(text="hmm", intent="nlu_fallback"))
+    assert plain["buttons"][0] == {"title": "Book a visit", "payload": "/book_appointment"}
+
+
+def test_a_booking_quick_reply_carries_its_day_and_time(clinic):
+    from actions.booking import ActionStartBooking
+
+    tracker = make_tracker(
+        text='/book_appointment{"appointment_day": "2026-02-05", "preferred_time": "2:30pm"}',
+        intent="book_appointment",
+    )
+    tracker.latest_message["entities"] = [
+        {"entity": "appointment_day", "value": "2026-02-05"},
+        {"entity": "preferred_time", "value": "2:30pm"},
+    ]
+    slots, _ = run(ActionStartBooking(), tracker)
+    assert (slots["appointment_day"], slots["preferred_time"]) == ("2026-02-05", "2:30pm")
