@@ -6,6 +6,8 @@ import pytest
 
 from actions.details_form import (
     ActionAskConsentGiven,
+    ActionAskPatientName,
+    ActionAskPatientPhone,
     ValidateDetailsForm,
 )
 from actions.runtime import use_clinic
@@ -32,6 +34,12 @@ def test_the_consent_question_offers_yes_and_no(clinic):
     (message,) = messages
     assert "we store your name and phone number" in message["text"]
     assert [b["payload"] for b in message["buttons"]] == ["/affirm", "/deny"]
+
+
+def test_the_name_and_phone_questions(clinic):
+    assert texts(run(ActionAskPatientName(), make_tracker())[1]) == ["What's your full name?"]
+    (phone_question,) = texts(run(ActionAskPatientPhone(), make_tracker())[1])
+    assert phone_question.startswith("And your phone number? Please include the area code")
 
 
 @pytest.mark.parametrize(("text", "intent"), [("yes", "affirm"), ("ok sure", None), ("👍", None)])
@@ -83,7 +91,7 @@ def test_a_doubtful_stop_is_read_as_an_answer(clinic):
 
 @pytest.mark.parametrize(
     ("text", "stored"),
-    [("my name is PATIENT_TEST", "PATIENT_TEST"), ("I'm Maria  Lopez.", "Maria Lopez")],
+    [("my name is PATIENT_TEST", "PATIENT_TEST"), ("I'm Patient  Test-Two.", "Patient Test-Two")],
 )
 def test_the_name_is_read_without_the_words_around_it(clinic, text, stored):
     add_patient(clinic, details=False)

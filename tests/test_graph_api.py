@@ -278,7 +278,7 @@ INVARIANT_TEXTS = [
     "🦷 " * 400 + "done.",
     "line one\n" * 200,
     "x" * 2500,
-    "Dr. Ana sees patients on Mondays!\n\n" * 40 + "ü" * 1500,
+    "Dr. Test sees patients on Mondays!\n\n" * 40 + "ü" * 1500,
     "👨‍👩‍👧" * 100,
 ]
 

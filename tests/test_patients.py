@@ -57,9 +57,9 @@ def test_impossible_phone_numbers_are_refused(raw):
     ("raw", "clean"),
     [
         ("  PATIENT_TEST ", "PATIENT_TEST"),
-        ("Anne-Marie  O'Neil", "Anne-Marie O'Neil"),
-        ("José Ñúñez", "José Ñúñez"),
-        ("李小龙", "李小龙"),
+        ("Patient-Test  O'Test", "Patient-Test O'Test"),
+        ("Pátient Tëst Ñ", "Pátient Tëst Ñ"),
+        ("测试病人", "测试病人"),
         ("J. R. R.", "J. R. R."),
         ("Li", "Li"),
     ],
@@ -69,7 +69,7 @@ def test_names_of_any_script_are_accepted(raw, clean):
 
 
 @pytest.mark.parametrize(
-    "raw", ["", "  ", "x", "1234", "a" * 101, "x<script>", "a\x00b", "name; --", "Ana 🙂"]
+    "raw", ["", "  ", "x", "1234", "a" * 101, "x<script>", "a\x00b", "name; --", "Patient 🙂"]
 )
 def test_things_that_are_not_names_are_refused(raw):
     with pytest.raises(InvalidNameError):

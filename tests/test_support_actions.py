@@ -92,6 +92,14 @@ def test_delete_my_data_erases_details_and_cancels_upcoming_appointments(any_cli
     assert texts(messages) == ["I don't have any details stored for you."]
 
 
+def test_the_deletion_question_says_what_it_erases(clinic):
+    from actions.support import ActionAskDeleteConfirmed
+
+    _, (question,) = run(ActionAskDeleteConfirmed(), make_tracker())
+    assert question["text"].startswith("This erases your name and phone number")
+    assert [b["payload"] for b in question["buttons"]] == ["/affirm", "/deny"]
+
+
 def test_saying_no_keeps_the_data(clinic):
     add_patient(clinic)
     _, messages = run(ActionDeleteData(), make_tracker(slots={"delete_confirmed": False}))
