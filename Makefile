@@ -71,7 +71,7 @@ test: setup
 		--fail-on-prediction-errors --out results --quiet
 
 bench: setup $(MODEL)
-	@for script in bench/*.py; do echo "== $$script"; $(PY) $$script || exit 1; done
+	@for script in bench/[!_]*.py; do echo "== $$script"; $(PY) $$script || exit 1; done
 
 clean:
 	rm -rf models results var/log
