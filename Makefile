@@ -46,7 +46,7 @@ train: $(MODEL)
 
 db: setup
 	$(PY) -m clinic init
-	$(PY) -m clinic seed --demo
+	$(PY) -m clinic seed --demo --if-empty
 
 run: setup db $(MODEL)
 	scripts/run-shell

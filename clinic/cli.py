@@ -49,6 +49,7 @@ def _parser() -> argparse.ArgumentParser:
 
     seed = commands.add_parser("seed", help="add demo data")
     seed.add_argument("--demo", action="store_true", required=True, help="one demo doctor")
+    seed.add_argument("--if-empty", action="store_true", help="only when there is no doctor yet")
     seed.set_defaults(handler=seed_demo)
 
     doctors = commands.add_parser("doctors", help="list doctors and their hours")
@@ -92,9 +93,12 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def seed_demo(clinic: Clinic, _args: argparse.Namespace) -> int:
+def seed_demo(clinic: Clinic, args: argparse.Namespace) -> int:
     """One doctor, Mon-Fri 9:00-17:00 with a lunch break 12:00-13:00, 30-minute slots."""
     with transaction(clinic.engine) as session:
+        if args.if_empty and session.scalar(select(func.count()).select_from(Doctor)):
+            print("Doctors are already set up; no demo doctor added.")
+            return 0
         existing = session.scalar(select(Doctor).where(Doctor.name == DEMO_DOCTOR))
         if existing is not None:
             print(f"Demo doctor already present (id {existing.id}).")

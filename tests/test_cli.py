@@ -56,6 +56,17 @@ def test_init_and_seed_are_idempotent_and_keep_data(database, capsys, clock):
     assert code == 0 and len(out.splitlines()) == 1
 
 
+def test_seeding_if_empty_leaves_a_clinic_with_its_own_doctors_alone(database, capsys, clock):
+    from tests.factories import add_doctor
+
+    run(capsys, "init")
+    add_doctor(seeded_clinic(clock), name="Dr. Own")
+    code, out, _ = run(capsys, "seed", "--demo", "--if-empty")
+    assert code == 0 and "no demo doctor added" in out
+    code, out, _ = run(capsys, "doctors")
+    assert "Dr. Own" in out and "Dr. Demo" not in out
+
+
 def test_appointments_json_has_ids_iso_offsets_and_status(database, capsys, clock):
     run(capsys, "init"), run(capsys, "seed", "--demo")
     clinic = seeded_clinic(clock)
