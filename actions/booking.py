@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -18,19 +18,19 @@ from actions.common import (
     booking_doctor,
     chat_ref,
     clear,
-    clinic_today,
     current_patient,
     latest_intent,
     latest_text,
     numbered_times,
     quick_replies,
+    read_day,
     say_unavailable,
     skips_cleared,
     templates,
 )
-from actions.parsing import find_clock_time, parse_day, parse_slot_choice
+from actions.parsing import find_clock_time, parse_slot_choice
 from actions.runtime import current_clinic, run_core
-from clinic.availability import available_slots, next_days_with_slots
+from clinic.availability import available_slots, first_day_with_slots, next_days_with_slots
 from clinic.booking import book, reschedule
 from clinic.errors import (
     AppointmentNotFoundError,
@@ -68,12 +68,11 @@ class ActionStartBooking(Action):
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> list[dict[str, Any]]:
         events = clear(tracker, *BOOKING_SLOTS, "patient_name", "patient_phone", "consent_given")
-        zone = current_clinic().settings.zone
         text = latest_text(tracker)
         named = {
             e.get("entity"): e.get("value") for e in tracker.latest_message.get("entities", [])
         }
-        day = parse_day(named.get("appointment_day") or text, clinic_today(zone), _month_first())
+        day = read_day(named.get("appointment_day") or text)
         if day is not None and latest_intent(tracker) in {"book_appointment", "give_date_time"}:
             events.append(SlotSet("appointment_day", day.isoformat()))
             # "tomorrow at 3pm": that time is booked straight away if it is free.
@@ -87,11 +86,6 @@ class ActionStartBooking(Action):
         if patient is not None and patient.has_consented and patient.has_details:
             events.append(SlotSet("consent_given", True))
         return events
-
-
-def _month_first() -> bool:
-    """2/5 is Feb 5 in the US and Canada, 2 May almost everywhere else."""
-    return current_clinic().settings.phone_default_region in {"US", "CA", "PH"}
 
 
 class DayAndSlotValidation:
@@ -129,14 +123,13 @@ class DayAndSlotValidation:
     async def validate_slot_choice(
         self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> dict[str, Any]:
-        zone = current_clinic().settings.zone
         # Offered starts keep the doctor's local offset, so "2:30" means their wall time.
         offered = [datetime.fromisoformat(s) for s in tracker.get_slot("offered_slots") or []]
         chosen = parse_slot_choice(str(value), offered)
         if chosen is not None:
             return {"slot_choice": chosen.isoformat()}
         current_day = tracker.get_slot("appointment_day")
-        other_day = parse_day(str(value), clinic_today(zone), month_first=_month_first())
+        other_day = read_day(str(value))
         if other_day is not None and other_day.isoformat() != current_day:
             # The patient changed their mind about the day.
             day = await _checked_day(str(value), dispatcher)
@@ -157,17 +150,14 @@ class DayAndSlotValidation:
 
 async def _checked_day(text: str, dispatcher: CollectingDispatcher) -> date | None:
     """The day a patient named, if it can be booked; otherwise says why and returns None."""
-    clinic = current_clinic()
-    zone = clinic.settings.zone
-    today = clinic_today(zone)
-    day = parse_day(text, today, month_first=_month_first())
+    day = read_day(text)
     if day is None:
         dispatcher.utter_message(text=templates().render("unreadable_day"))
         return None
-    if day < today:
+    if day < current_clinic().today():
         dispatcher.utter_message(text=templates().render("day_past", day=format_day(day)))
         return None
-    last_day = today + timedelta(days=clinic.settings.horizon_days)
+    last_day = current_clinic().last_bookable_day()
     if day > last_day:
         dispatcher.utter_message(
             text=templates().render("day_too_far", last_day=format_day(last_day))
@@ -207,20 +197,16 @@ class ActionAskAppointmentDay(Action):
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> list[dict[str, Any]]:
         clinic = current_clinic()
-        today = clinic_today(clinic.settings.zone)
         try:
             doctor = await booking_doctor()
-            days = await run_core(next_days_with_slots, clinic, doctor.id, today, DAYS_OFFERED)
+            days = await run_core(
+                next_days_with_slots, clinic, doctor.id, clinic.today(), DAYS_OFFERED
+            )
         except (DatabaseUnavailableError, UnknownDoctorError):
             say_unavailable(dispatcher, tracker, "ask day")
             return []
         if not days:
-            last_day = today + timedelta(days=clinic.settings.horizon_days)
-            dispatcher.utter_message(
-                text=templates().render(
-                    "no_free_days", day=format_day(today), last_day=format_day(last_day)
-                )
-            )
+            _say_no_free_days(dispatcher, clinic.today())
             return []
         dispatcher.utter_message(
             text=templates().render("ask_day"),
@@ -238,32 +224,19 @@ class ActionAskSlotChoice(Action):
     async def run(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> list[dict[str, Any]]:
-        clinic = current_clinic()
         day = date.fromisoformat(tracker.get_slot("appointment_day"))
         just_taken = bool(tracker.get_slot("slot_taken"))
         try:
             doctor = await booking_doctor()
-            slots = await run_core(available_slots, clinic, doctor.id, day)
-            shown_day = day
-            if not slots:
-                later = await run_core(
-                    next_days_with_slots, clinic, doctor.id, day + timedelta(days=1), 1
-                )
-                if later:
-                    shown_day = later[0]
-                    slots = await run_core(available_slots, clinic, doctor.id, shown_day)
+            found = await run_core(first_day_with_slots, current_clinic(), doctor.id, day)
         except (DatabaseUnavailableError, UnknownDoctorError):
             say_unavailable(dispatcher, tracker, "ask slot")
             return [SlotSet("offered_slots", [])]
-        zone = ZoneInfo(doctor.timezone)
-        if not slots:
-            last_day = clinic_today(zone) + timedelta(days=clinic.settings.horizon_days)
-            dispatcher.utter_message(
-                text=templates().render(
-                    "no_free_days", day=format_day(day), last_day=format_day(last_day)
-                )
-            )
+        if found is None:
+            _say_no_free_days(dispatcher, day)
             return [SlotSet("offered_slots", []), SlotSet("slot_taken", False)]
+        shown_day, slots = found
+        zone = ZoneInfo(doctor.timezone)
         header = _slot_list_header(day, shown_day, just_taken)
         text, buttons = numbered_times(header, slots, zone)
         dispatcher.utter_message(text=text, buttons=buttons)
@@ -272,6 +245,15 @@ class ActionAskSlotChoice(Action):
             SlotSet("offered_slots", [slot.isoformat() for slot in slots]),
             SlotSet("slot_taken", False),
         ]
+
+
+def _say_no_free_days(dispatcher: CollectingDispatcher, from_day: date) -> None:
+    last_day = current_clinic().last_bookable_day()
+    dispatcher.utter_message(
+        text=templates().render(
+            "no_free_days", day=format_day(from_day), last_day=format_day(last_day)
+        )
+    )
 
 
 def _slot_list_header(asked_day: date, shown_day: date, just_taken: bool) -> str:
@@ -295,10 +277,11 @@ class ActionBookAppointment(Action):
         clinic = current_clinic()
         choice = tracker.get_slot("slot_choice")
         moving = tracker.get_slot("rescheduling_id")
+        finished = clear(tracker, *BOOKING_SLOTS, *MANAGE_SLOTS)
         if not choice:
             if tracker.get_slot("appointment_options") == []:  # asked to move, has none
                 dispatcher.utter_message(text=templates().render("no_appointments"))
-            return clear(tracker, *BOOKING_SLOTS, *MANAGE_SLOTS)
+            return finished
         start = datetime.fromisoformat(choice)
         try:
             patient = await current_patient(tracker)
@@ -314,13 +297,13 @@ class ActionBookAppointment(Action):
             return [*clear(tracker, "slot_choice", "offered_slots"), SlotSet("slot_taken", True)]
         except NotConsentedError:
             dispatcher.utter_message(text=templates().render("need_consent"))
-            return clear(tracker, *BOOKING_SLOTS, *MANAGE_SLOTS)
+            return finished
         except AppointmentNotFoundError:
             dispatcher.utter_message(text=templates().render("appointment_gone"))
-            return clear(tracker, *BOOKING_SLOTS, *MANAGE_SLOTS)
+            return finished
         except (DatabaseUnavailableError, UnknownDoctorError):
             say_unavailable(dispatcher, tracker, "book")
-            return clear(tracker, *BOOKING_SLOTS, *MANAGE_SLOTS)
+            return finished
         deliverable = reminder_deliverable(
             appointment.start_at, clinic.now(), clinic.settings.reminder_lead
         )
@@ -328,4 +311,4 @@ class ActionBookAppointment(Action):
         dispatcher.utter_message(
             text=templates().confirmation(appointment.start_at, zone, deliverable, bool(moving))
         )
-        return clear(tracker, *BOOKING_SLOTS, *MANAGE_SLOTS)
+        return finished

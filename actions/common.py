@@ -5,27 +5,26 @@ from __future__ import annotations
 import functools
 import inspect
 import logging
+from abc import ABC, abstractmethod
 from collections.abc import Callable
 from datetime import date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from rasa_sdk import Tracker
+from rasa_sdk import Action, Tracker
 from rasa_sdk.events import SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
+from actions.parsing import parse_day
 from actions.runtime import current_clinic, run_core
 from clinic.audit import hash_id
 from clinic.doctors import default_doctor
 from clinic.models import Doctor, Patient
 from clinic.patients import find_patient
 from clinic.templates import Templates, format_time, load_templates
+from connectors.graph_api import MAX_QUICK_REPLIES, QUICK_REPLY_TITLE_LIMIT
 
 logger = logging.getLogger(__name__)
-
-# Instagram shows at most 13 quick replies, each title at most 20 characters.
-MAX_QUICK_REPLIES = 13
-MAX_TITLE_LENGTH = 20
 
 
 def templates() -> Templates:
@@ -45,8 +44,12 @@ async def booking_doctor() -> Doctor:
     return await run_core(default_doctor, current_clinic())
 
 
-def clinic_today(zone: ZoneInfo) -> date:
-    return current_clinic().now().astimezone(zone).date()
+def read_day(text: str) -> date | None:
+    """The day a patient's words name, from the clinic's today, in the region's date order."""
+    clinic = current_clinic()
+    # 2/5 is Feb 5 in the US, Canada and the Philippines, 2 May almost everywhere else.
+    month_first = clinic.settings.phone_default_region in {"US", "CA", "PH"}
+    return parse_day(text, clinic.today(), month_first=month_first)
 
 
 def say_unavailable(dispatcher: CollectingDispatcher, tracker: Tracker, where: str) -> None:
@@ -63,9 +66,9 @@ def latest_intent(tracker: Tracker) -> str | None:
 
 
 def quick_replies(options: list[tuple[str, str]]) -> list[dict[str, Any]]:
-    """Rasa buttons (Instagram quick replies): title, payload; at most 13."""
+    """Rasa buttons (Instagram quick replies): title, payload; within Instagram's limits."""
     return [
-        {"title": title[:MAX_TITLE_LENGTH], "payload": payload}
+        {"title": title[:QUICK_REPLY_TITLE_LIMIT], "payload": payload}
         for title, payload in options[:MAX_QUICK_REPLIES]
     ]
 
@@ -105,3 +108,24 @@ def skips_cleared(validate: Callable) -> Callable:
         return await result if inspect.isawaitable(result) else result
 
     return wrapper
+
+
+class FormQuestion(Action, ABC):
+    """Asks a form's question with a text from templates.yml; a yes/no question also gets
+    two quick replies (`buttons`: the texts of the yes and no buttons)."""
+
+    question: str
+    buttons: tuple[str, str] | None = None
+
+    @abstractmethod
+    def name(self) -> str: ...
+
+    async def run(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
+    ) -> list[dict[str, Any]]:
+        text = templates().render(self.question)
+        if self.buttons:
+            ask_yes_no(dispatcher, text, *self.buttons)
+        else:
+            dispatcher.utter_message(text=text)
+        return []

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from rasa_sdk import Action, Tracker
+from rasa_sdk import Tracker
 from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.forms import FormValidationAction
 from rasa_sdk.types import DomainDict
 
 from actions.answers import read_answer, read_yes_no
 from actions.common import (
-    ask_yes_no,
+    FormQuestion,
     current_patient,
     say_unavailable,
     skips_cleared,
@@ -119,36 +119,22 @@ class ValidateDetailsForm(FormValidationAction):
         return {"patient_name": None, "patient_phone": None}
 
 
-class ActionAskConsentGiven(Action):
+class ActionAskConsentGiven(FormQuestion):
+    question, buttons = "ask_consent", ("consent_yes_button", "consent_no_button")
+
     def name(self) -> str:
         return "action_ask_consent_given"
 
-    async def run(
-        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
-    ) -> list[dict[str, Any]]:
-        ask_yes_no(
-            dispatcher, templates().render("ask_consent"), "consent_yes_button", "consent_no_button"
-        )
-        return []
 
+class ActionAskPatientName(FormQuestion):
+    question = "ask_name"
 
-class ActionAskPatientName(Action):
     def name(self) -> str:
         return "action_ask_patient_name"
 
-    async def run(
-        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
-    ) -> list[dict[str, Any]]:
-        dispatcher.utter_message(text=templates().render("ask_name"))
-        return []
 
+class ActionAskPatientPhone(FormQuestion):
+    question = "ask_phone"
 
-class ActionAskPatientPhone(Action):
     def name(self) -> str:
         return "action_ask_patient_phone"
-
-    async def run(
-        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
-    ) -> list[dict[str, Any]]:
-        dispatcher.utter_message(text=templates().render("ask_phone"))
-        return []

@@ -24,11 +24,12 @@ from actions.common import (
     current_patient,
     latest_text,
     quick_replies,
+    read_day,
     say_unavailable,
     skips_cleared,
     templates,
 )
-from actions.parsing import parse_day, parse_list_index
+from actions.parsing import parse_list_index
 from actions.runtime import current_clinic, run_core
 from clinic.booking import cancel, upcoming
 from clinic.errors import AppointmentNotFoundError, DatabaseUnavailableError
@@ -122,10 +123,10 @@ def _meant(options: list[dict[str, Any]], text: str) -> str | None:
 
 def _index_on_named_day(options: list[dict[str, Any]], text: str) -> int | None:
     """The only listed appointment on the day the text names, if there is exactly one."""
-    zone = current_clinic().settings.zone
-    day = parse_day(text, current_clinic().now().astimezone(zone).date())
+    day = read_day(text)
     if day is None:
         return None
+    zone = current_clinic().settings.zone
     starts = [datetime.fromisoformat(o["start"]).astimezone(zone) for o in options]
     on_day = [i for i, start in enumerate(starts) if start.date() == day]
     return on_day[0] if len(on_day) == 1 else None

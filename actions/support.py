@@ -14,18 +14,18 @@ from rasa_sdk.types import DomainDict
 from actions.answers import read_yes_no
 from actions.booking import BOOKING_SLOTS, MANAGE_SLOTS
 from actions.common import (
-    ask_yes_no,
+    FormQuestion,
     chat_ref,
     clear,
-    clinic_today,
     current_patient,
     latest_intent,
     latest_text,
     quick_replies,
+    read_day,
     say_unavailable,
     templates,
 )
-from actions.parsing import find_clock_time, parse_day
+from actions.parsing import find_clock_time
 from actions.runtime import current_clinic, run_core
 from clinic import audit
 from clinic.db import transaction
@@ -170,17 +170,11 @@ class ActionDeleteData(Action):
         return clear(tracker, *FLOW_SLOTS, "consent_given")
 
 
-class ActionAskDeleteConfirmed(Action):
+class ActionAskDeleteConfirmed(FormQuestion):
+    question, buttons = "ask_delete", ("delete_yes_button", "delete_no_button")
+
     def name(self) -> str:
         return "action_ask_delete_confirmed"
-
-    async def run(
-        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
-    ) -> list[dict[str, Any]]:
-        ask_yes_no(
-            dispatcher, templates().render("ask_delete"), "delete_yes_button", "delete_no_button"
-        )
-        return []
 
 
 class ActionHelpAfterFallback(Action):
@@ -195,8 +189,7 @@ class ActionHelpAfterFallback(Action):
     ) -> list[dict[str, Any]]:
         texts = templates()
         text = latest_text(tracker)
-        zone = current_clinic().settings.zone
-        day = parse_day(text, clinic_today(zone))
+        day = read_day(text)
         options = []
         if day is not None:
             entities = {"appointment_day": day.isoformat()}

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import itertools
 from collections import defaultdict
+from collections.abc import Iterator
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -28,23 +30,36 @@ def available_slots(clinic: Clinic, doctor_id: int, day: date) -> list[datetime]
 def next_days_with_slots(clinic: Clinic, doctor_id: int, from_day: date, n: int) -> list[date]:
     """Up to `n` days from `from_day` on that have at least one free slot."""
     with transaction(clinic.engine) as session:
-        doctor = load_doctor(session, doctor_id)
-        zone = ZoneInfo(doctor.timezone)
-        last_day = clinic.rules.last_bookable_day(clinic.now(), zone)
-        days = [from_day + timedelta(days=i) for i in range((last_day - from_day).days + 1)]
-        if not days or n <= 0:
-            return []
-        window = Interval(day_bounds(days[0], zone).start, day_bounds(days[-1], zone).end)
-        busy = busy_intervals(session, doctor.id, window)
-        hours = weekly_hours(session, doctor.id)
-        found = []
-        for day in days:
-            bounds = day_bounds(day, zone)
-            if _free(clinic, doctor, day, hours, [b for b in busy if b.overlaps(bounds)]):
-                found.append(day)
-                if len(found) == n:
-                    break
-        return found
+        days = _days_with_slots(session, clinic, load_doctor(session, doctor_id), from_day)
+        return [day for day, _ in itertools.islice(days, max(n, 0))]
+
+
+def first_day_with_slots(
+    clinic: Clinic, doctor_id: int, from_day: date
+) -> tuple[date, list[datetime]] | None:
+    """The first day from `from_day` on that has free slots, and those slots."""
+    with transaction(clinic.engine) as session:
+        days = _days_with_slots(session, clinic, load_doctor(session, doctor_id), from_day)
+        return next(days, None)
+
+
+def _days_with_slots(
+    session: Session, clinic: Clinic, doctor: Doctor, from_day: date
+) -> Iterator[tuple[date, list[datetime]]]:
+    """Days with free slots up to the horizon, read with one query for all their bookings."""
+    zone = ZoneInfo(doctor.timezone)
+    last_day = clinic.last_bookable_day(zone)
+    if from_day > last_day:
+        return
+    window = Interval(day_bounds(from_day, zone).start, day_bounds(last_day, zone).end)
+    busy = busy_intervals(session, doctor.id, window)
+    hours = weekly_hours(session, doctor.id)
+    for offset in range((last_day - from_day).days + 1):
+        day = from_day + timedelta(days=offset)
+        bounds = day_bounds(day, zone)
+        slots = _free(clinic, doctor, day, hours, [b for b in busy if b.overlaps(bounds)])
+        if slots:
+            yield day, slots
 
 
 def slots_in_session(session: Session, clinic: Clinic, doctor: Doctor, day: date) -> list[datetime]:

@@ -141,8 +141,7 @@ def list_appointments(clinic: Clinic, args: argparse.Namespace) -> int:
         bounds = day_bounds(args.day, zone)
         query = query.where(Appointment.start_at >= bounds.start, Appointment.start_at < bounds.end)
     elif not args.all:
-        today = clinic.now().astimezone(zone).date()
-        query = query.where(Appointment.start_at >= day_bounds(today, zone).start)
+        query = query.where(Appointment.start_at >= day_bounds(clinic.today(), zone).start)
     if args.doctor:
         query = query.where(Appointment.doctor_id == args.doctor)
     with transaction(clinic.engine) as session:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
+from zoneinfo import ZoneInfo
 
 from sqlalchemy.engine import Engine
 
@@ -29,6 +30,13 @@ class Clinic:
 
     def now(self) -> datetime:
         return self.clock()
+
+    def today(self, zone: ZoneInfo | None = None) -> date:
+        """Today's date where the clinic is (or in `zone`)."""
+        return self.now().astimezone(zone or self.settings.zone).date()
+
+    def last_bookable_day(self, zone: ZoneInfo | None = None) -> date:
+        return self.rules.last_bookable_day(self.now(), zone or self.settings.zone)
 
     @property
     def rules(self) -> SlotRules:

@@ -11,77 +11,11 @@ from zoneinfo import ZoneInfo
 
 import yaml
 
+from clinic.settings import DEFAULT_TEMPLATES_PATH
+
 # English names, so the output never depends on the process locale.
 WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
-
-# Every text the code renders, with the placeholders the code fills in.
-REQUIRED: dict[str, set[str]] = {
-    "greeting": set(),
-    "greeting_returning": {"first_name"},
-    "confirmation": {"when"},
-    "confirmation_save_this": {"when"},
-    "rescheduled": {"when"},
-    "rescheduled_save_this": {"when"},
-    "reminder": {"when"},
-    "ask_day": set(),
-    "slots_for_day": {"day"},
-    "slot_taken": {"day"},
-    "day_full_next": {"day", "next_day"},
-    "slot_taken_day_full": {"day", "next_day"},
-    "time_not_free": {"time", "day"},
-    "slot_list_footer": set(),
-    "slot_reprompt": {"count", "example"},
-    "no_free_days": {"day", "last_day"},
-    "unreadable_day": set(),
-    "day_past": {"day"},
-    "day_too_far": {"last_day"},
-    "need_consent": set(),
-    "booking_unavailable": set(),
-    "ask_consent": set(),
-    "consent_yes_button": set(),
-    "consent_no_button": set(),
-    "yes_or_no": set(),
-    "ask_name": set(),
-    "invalid_name": set(),
-    "ask_phone": set(),
-    "invalid_phone": set(),
-    "your_appointment": {"when"},
-    "your_appointments": set(),
-    "no_appointments": set(),
-    "choose_appointment": set(),
-    "choose_number": {"count"},
-    "confirm_cancel": {"when"},
-    "cancel_yes_button": set(),
-    "cancel_no_button": set(),
-    "kept": {"when"},
-    "cancelled": {"when"},
-    "already_cancelled": set(),
-    "appointment_gone": set(),
-    "not_understood": set(),
-    "book_button": {"day"},
-    "book_at_button": {"day", "time"},
-    "book_any_button": set(),
-    "show_button": set(),
-    "person_button": set(),
-    "stopped_booking": set(),
-    "stopped": set(),
-    "handoff": set(),
-    "aside_greet": set(),
-    "aside_thanks": set(),
-    "aside_bot": set(),
-    "aside_out_of_scope": set(),
-    "aside_privacy": set(),
-    "aside_other": set(),
-    "carry_on": set(),
-    "ask_delete": set(),
-    "delete_yes_button": set(),
-    "delete_no_button": set(),
-    "deleted": set(),
-    "withdrawn_cancelled": {"when"},
-    "nothing_stored": set(),
-    "kept_details": set(),
-}
 
 
 class TemplateError(ValueError):
@@ -114,7 +48,6 @@ def format_short(moment: datetime, zone: ZoneInfo) -> str:
 
 class Templates:
     def __init__(self, texts: dict[str, str]):
-        _check(texts)
         self._texts = texts
 
     def render(self, name: str, **values: str) -> str:
@@ -133,19 +66,30 @@ class Templates:
 
 @lru_cache(maxsize=4)
 def load_templates(path: Path) -> Templates:
-    texts = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
-    if not isinstance(texts, dict):
-        raise TemplateError(f"{path} must map template names to texts")
+    """The texts of `path`. The packaged file is the contract: a clinic's own file must
+    have every text it has, with no placeholder that text does not have."""
+    texts = _read(Path(path))
+    if Path(path) != DEFAULT_TEMPLATES_PATH:
+        _check(texts, _read(DEFAULT_TEMPLATES_PATH))
     return Templates(texts)
 
 
-def _check(texts: dict[str, str]) -> None:
-    missing = sorted(set(REQUIRED) - set(texts))
+def _read(path: Path) -> dict[str, str]:
+    texts = yaml.safe_load(path.read_text(encoding="utf-8"))
+    if not isinstance(texts, dict):
+        raise TemplateError(f"{path} must map template names to texts")
+    return texts
+
+
+def _check(texts: dict[str, str], contract: dict[str, str]) -> None:
+    missing = sorted(set(contract) - set(texts))
     if missing:
         raise TemplateError(f"missing templates: {', '.join(missing)}")
-    for name, allowed in REQUIRED.items():
-        used = {field for _, field, _, _ in string.Formatter().parse(texts[name]) if field}
-        if used - allowed:
-            raise TemplateError(
-                f"template {name!r} uses unknown placeholders {sorted(used - allowed)}"
-            )
+    for name, text in contract.items():
+        unknown = _placeholders(texts[name]) - _placeholders(text)
+        if unknown:
+            raise TemplateError(f"template {name!r} uses unknown placeholders {sorted(unknown)}")
+
+
+def _placeholders(text: str) -> set[str]:
+    return {field for _, field, _, _ in string.Formatter().parse(text) if field}

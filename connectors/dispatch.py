@@ -14,7 +14,6 @@ import logging
 import threading
 from collections import deque
 from collections.abc import Awaitable, Callable
-from concurrent.futures import Future
 from typing import Generic, TypeVar
 
 logger = logging.getLogger(__name__)
@@ -63,11 +62,6 @@ class DialogueWorker(Generic[Item]):
             self._idle.clear()
         self.loop.call_soon_threadsafe(self._enqueue, item)
 
-    def run_coroutine(self, coroutine: Awaitable) -> Future:
-        """Runs a coroutine on the worker's loop (for things that must live there)."""
-        self.start()
-        return asyncio.run_coroutine_threadsafe(coroutine, self.loop)
-
     def _enqueue(self, item: Item) -> None:
         key = self._key(item)
         queue = self._queues.get(key)
@@ -84,8 +78,9 @@ class DialogueWorker(Generic[Item]):
             async with self._slots:
                 try:
                     await self._handle(item)
-                except Exception:
-                    logger.exception("dialogue turn failed")
+                except Exception as error:
+                    # The class only: an exception's message may quote what the patient wrote.
+                    logger.error("dialogue turn failed: %s", type(error).__name__)
             queue.popleft()
             with self._pending_lock:
                 self._pending -= 1

@@ -35,8 +35,6 @@ class Outbox:
         self._graph = graph
         self._id_hash_key = id_hash_key
         self._queues: dict[str, deque[Reply]] = {}
-        self.sent = 0
-        self.failed = 0
 
     def put(self, recipient_id: str, reply: Reply) -> None:
         queue = self._queues.get(recipient_id)
@@ -65,16 +63,13 @@ class Outbox:
             )
         try:
             await send()
-            self.sent += reply.action is None
         except PermanentSendError as error:
-            self.failed += 1
             logger.warning(
                 "reply dropped: %s code=%s subcode=%s recipient=%s",
                 type(error).__name__, error.code, error.subcode,
                 hash_id(recipient_id, self._id_hash_key),
             )  # fmt: skip
         except (SendError, ValueError) as error:
-            self.failed += 1
             logger.error(
                 "reply not delivered: %s recipient=%s",
                 type(error).__name__, hash_id(recipient_id, self._id_hash_key),

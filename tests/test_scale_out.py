@@ -9,7 +9,7 @@ import os
 import signal
 import uuid
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import time, timedelta
 
 import pytest
 from sqlalchemy import func, select
@@ -80,7 +80,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
         proxy = TcpProxy(direct.host or "127.0.0.1", direct.port or 5432)
         proxied = direct.set(host="127.0.0.1", port=proxy.port)
         clinic = Clinic(create_database_engine(database_url), Settings(database_url=database_url))
-        add_doctor(clinic, hours={d: [(_t(9), _t(17))] for d in range(7)})
+        add_doctor(clinic, hours={d: [(time(9), time(17))] for d in range(7)})
         env = scaled_out_environment(database_url, graph.base_url, f"test-{prefix}")
         proxied_url = proxied.render_as_string(hide_password=False)
         with running_stack(proxied_url, log_dir, **env) as stack:
@@ -90,12 +90,6 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
                 cluster.replicas = list(pool.map(cluster.start_replica, cluster.action_urls))
             yield cluster
         clinic.engine.dispose()
-
-
-def _t(hour: int):
-    from datetime import time
-
-    return time(hour)
 
 
 def book_for(cluster: Cluster, replica: str, sender: str) -> str:
