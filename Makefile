@@ -9,14 +9,12 @@ MODEL := models/clinic.tar.gz
 RASA_INPUTS := config.yml domain.yml $(shell find data -name '*.yml' 2>/dev/null)
 PYTHON310 = $(shell scripts/find-python310)
 
-# Defaults for the local, service-free setup; any of them can be overridden
-# from the environment (see README, "Configuration").
-export ACTION_SERVER_PORT ?= 5055
-export ACTION_SERVER_URL ?= http://localhost:$(ACTION_SERVER_PORT)/webhook
+# Settings and their defaults live in clinic/settings.py (see README, "Configuration");
+# the scripts read them from there.
 export RASA_TELEMETRY_ENABLED ?= false
 export PYTHONPATH := $(CURDIR)
 
-.PHONY: help setup db run serve simulate train test lint bench clean
+.PHONY: help setup migrate db run serve simulate train test lint bench clean
 
 help:
 	@echo "make run    set up, train if needed, start the action server and rasa shell"
@@ -44,14 +42,17 @@ $(MODEL): $(RASA_INPUTS) | $(VENV)/.installed
 
 train: $(MODEL)
 
-db: setup
+# The one place migrations run from (containers use the compose file's `migrate`).
+migrate: setup
 	$(PY) -m clinic init
+
+db: migrate
 	$(PY) -m clinic seed --demo --if-empty
 
 run: setup db $(MODEL)
 	scripts/run-shell
 
-serve: setup $(MODEL)
+serve: migrate $(MODEL)
 	scripts/serve
 
 simulate: setup db $(MODEL)
@@ -67,7 +68,7 @@ test: setup
 	$(BIN)/rasa data validate --fail-on-warnings --quiet
 	$(MAKE) --no-print-directory train
 	$(BIN)/pytest
-	$(BIN)/rasa test core --model $(MODEL) --stories tests/test_stories.yml \
+	scripts/with-settings $(BIN)/rasa test core --model $(MODEL) --stories tests/test_stories.yml \
 		--fail-on-prediction-errors --out results --quiet
 
 bench: setup $(MODEL)

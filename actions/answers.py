@@ -13,13 +13,10 @@ from typing import Any
 from rasa_sdk import Tracker
 from rasa_sdk.executor import CollectingDispatcher
 
-from actions.common import latest_intent, latest_text, templates
+from actions.common import latest_intent, latest_text
+from actions.intents import ASIDE_INTENTS, INTERRUPTION_CONFIDENCE, LEAVING_INTENTS
 from actions.parsing import parse_yes_no
-
-LEAVING_INTENTS = {"stop", "goodbye", "human_handoff", "delete_my_data"}
-ASIDE_INTENTS = {"greet", "thanks", "bot_challenge", "out_of_scope", "ask_privacy"}
-# Below this confidence "call me maybe" is an (invalid) phone number, not a wish to stop.
-INTERRUPTION_CONFIDENCE = 0.8
+from clinic.templates import Templates
 
 
 def is_interruption(tracker: Tracker) -> bool:
@@ -37,11 +34,13 @@ def read_answer(tracker: Tracker, slot: str) -> dict[str, Any]:
     return {slot: latest_text(tracker)}
 
 
-def read_yes_no(tracker: Tracker, dispatcher: CollectingDispatcher, slot: str) -> dict[str, Any]:
+def read_yes_no(
+    tracker: Tracker, dispatcher: CollectingDispatcher, slot: str, texts: Templates
+) -> dict[str, Any]:
     """{slot: True | False}, or {slot: None} with a hint when the answer is neither."""
     if tracker.get_slot("requested_slot") != slot or is_interruption(tracker):
         return {}
     answer = parse_yes_no(latest_text(tracker), latest_intent(tracker))
     if answer is None:
-        dispatcher.utter_message(text=templates().render("yes_or_no"))
+        dispatcher.utter_message(text=texts.render("yes_or_no"))
     return {slot: answer}

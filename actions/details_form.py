@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from contextvars import ContextVar
 from typing import Any
 
 from rasa_sdk import Tracker
@@ -10,22 +11,39 @@ from rasa_sdk.forms import FormValidationAction
 from rasa_sdk.types import DomainDict
 
 from actions.answers import read_answer, read_yes_no
-from actions.common import (
-    FormQuestion,
-    current_patient,
-    say_unavailable,
-    skips_cleared,
-    templates,
-)
+from actions.common import FormQuestion, UsesClinic, skips_cleared
 from actions.parsing import extract_name
-from actions.runtime import current_clinic, run_core
+from clinic.application import PatientView
 from clinic.errors import DatabaseUnavailableError, InvalidNameError, InvalidPhoneError
-from clinic.patients import normalize_name, normalize_phone, record_consent, save_details
+from clinic.patients import normalize_name, normalize_phone
+
+_UNKNOWN = object()
+# The patient as read for the message being handled: rasa-sdk asks the form's
+# required slots three times per message, and the database once.
+_patient_this_message: ContextVar[Any] = ContextVar("patient_this_message", default=_UNKNOWN)
 
 
-class ValidateDetailsForm(FormValidationAction):
+class ValidateDetailsForm(UsesClinic, FormValidationAction):
     def name(self) -> str:
         return "validate_details_form"
+
+    async def run(self, dispatcher, tracker, domain):  # noqa: ANN001 - rasa-sdk's signature
+        token = _patient_this_message.set(_UNKNOWN)
+        try:
+            return await super().run(dispatcher, tracker, domain)
+        finally:
+            _patient_this_message.reset(token)
+
+    async def _patient(self, tracker: Tracker) -> PatientView | None:
+        """The patient on file, read once per message (None also when the database is down)."""
+        patient = _patient_this_message.get()
+        if patient is _UNKNOWN:
+            try:
+                patient = await self.core(self.app.patient, tracker.sender_id)
+            except DatabaseUnavailableError:
+                patient = None
+            _patient_this_message.set(patient)
+        return patient
 
     async def required_slots(
         self,
@@ -38,11 +56,8 @@ class ValidateDetailsForm(FormValidationAction):
         # is declined, or consent and details are on file, nothing else is asked.
         if tracker.get_slot("consent_given") is False:
             return ["consent_given"]
-        try:
-            patient = await current_patient(tracker)
-        except DatabaseUnavailableError:
-            return domain_slots
-        if patient is not None and patient.has_consented and patient.has_details:
+        patient = await self._patient(tracker)
+        if patient is not None and patient.on_file:
             return ["consent_given"]
         return domain_slots
 
@@ -51,13 +66,10 @@ class ValidateDetailsForm(FormValidationAction):
     ) -> dict[str, Any]:
         if tracker.get_slot("consent_given") is not None:
             return {}
-        try:
-            patient = await current_patient(tracker)
-        except DatabaseUnavailableError:
-            patient = None
-        if patient is not None and patient.has_consented:
+        patient = await self._patient(tracker)
+        if patient is not None and patient.consented:
             return {"consent_given": True}  # consent on file: don't ask again
-        return read_yes_no(tracker, dispatcher, "consent_given")
+        return read_yes_no(tracker, dispatcher, "consent_given", self.texts)
 
     async def extract_patient_name(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
@@ -75,13 +87,14 @@ class ValidateDetailsForm(FormValidationAction):
     ) -> dict[str, Any]:
         if value is not True:
             return {"consent_given": value}
-        try:
-            patient = await current_patient(tracker)
-            if patient is None or not patient.has_consented:
-                await run_core(record_consent, current_clinic(), tracker.sender_id)
-        except DatabaseUnavailableError:
-            say_unavailable(dispatcher, tracker, "consent")
-            return {"consent_given": None}
+        patient = await self._patient(tracker)
+        if patient is None or not patient.consented:
+            try:
+                patient = await self.core(self.app.grant_consent, tracker.sender_id)
+            except DatabaseUnavailableError:
+                self.say_unavailable(dispatcher, tracker, "consent")
+                return {"consent_given": None}
+            _patient_this_message.set(patient)
         return {"consent_given": True}
 
     @skips_cleared
@@ -91,30 +104,27 @@ class ValidateDetailsForm(FormValidationAction):
         try:
             return {"patient_name": normalize_name(extract_name(str(value)))}
         except InvalidNameError:
-            dispatcher.utter_message(text=templates().render("invalid_name"))
+            dispatcher.utter_message(text=self.texts.render("invalid_name"))
             return {"patient_name": None}
 
     @skips_cleared
     async def validate_patient_phone(
         self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> dict[str, Any]:
-        clinic = current_clinic()
         try:
-            normalize_phone(str(value), clinic.settings.phone_default_region)
+            normalize_phone(str(value), self.app.settings.phone_default_region)
         except InvalidPhoneError:
-            dispatcher.utter_message(text=templates().render("invalid_phone"))
+            dispatcher.utter_message(text=self.texts.render("invalid_phone"))
             return {"patient_phone": None}
+        name = tracker.get_slot("patient_name") or ""
         try:
-            patient = await current_patient(tracker)
-            if patient is None or not patient.has_consented:
-                patient = await run_core(record_consent, clinic, tracker.sender_id)
-            name = tracker.get_slot("patient_name") or ""
-            await run_core(save_details, clinic, patient.id, name, str(value))
+            patient = await self.core(self.app.save_details, tracker.sender_id, name, str(value))
         except InvalidNameError:
             return {"patient_name": None, "patient_phone": None}
         except DatabaseUnavailableError:
-            say_unavailable(dispatcher, tracker, "details")
+            self.say_unavailable(dispatcher, tracker, "details")
             return {"patient_phone": None}
+        _patient_this_message.set(patient)
         # Stored in the clinic's database; the conversation need not carry them on.
         return {"patient_name": None, "patient_phone": None}
 

@@ -4,16 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from rasa_sdk import Action, Tracker
+from rasa_sdk import Tracker
 from rasa_sdk.executor import CollectingDispatcher
 
-from actions.common import templates
-from actions.runtime import current_clinic, run_core
+from actions.common import ClinicAction
 from clinic.errors import DatabaseUnavailableError
-from clinic.patients import find_patient
 
 
-class ActionGreet(Action):
+class ActionGreet(ClinicAction):
     def name(self) -> str:
         return "action_greet"
 
@@ -21,13 +19,12 @@ class ActionGreet(Action):
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
     ) -> list[dict[str, Any]]:
         try:
-            patient = await run_core(find_patient, current_clinic(), tracker.sender_id)
+            patient = await self.core(self.app.patient, tracker.sender_id)
         except DatabaseUnavailableError:
             patient = None
-        if patient is not None and patient.has_consented and patient.name:
-            first_name = patient.name.split()[0]
-            text = templates().render("greeting_returning", first_name=first_name)
+        if patient is not None and patient.consented and patient.first_name:
+            text = self.texts.render("greeting_returning", first_name=patient.first_name)
         else:
-            text = templates().render("greeting")
+            text = self.texts.render("greeting")
         dispatcher.utter_message(text=text)
         return []

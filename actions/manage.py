@@ -6,7 +6,7 @@ from abc import ABC, abstractmethod
 from datetime import datetime
 from typing import Any
 
-from rasa_sdk import Action, Tracker
+from rasa_sdk import Tracker
 from rasa_sdk.events import SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.forms import FormValidationAction
@@ -19,19 +19,14 @@ from actions.booking import (
     DayAndSlotValidation,
 )
 from actions.common import (
-    ask_yes_no,
+    ClinicAction,
+    UsesClinic,
     clear,
-    current_patient,
     latest_text,
     quick_replies,
-    read_day,
-    say_unavailable,
     skips_cleared,
-    templates,
 )
 from actions.parsing import parse_list_index
-from actions.runtime import current_clinic, run_core
-from clinic.booking import cancel, upcoming
 from clinic.errors import AppointmentNotFoundError, DatabaseUnavailableError
 from clinic.templates import format_short, format_when
 
@@ -45,51 +40,60 @@ def _chosen(tracker: Tracker) -> dict[str, Any] | None:
     return next((o for o in _options(tracker) or [] if str(o["id"]) == str(choice)), None)
 
 
-def _when(option: dict[str, Any]) -> str:
-    return format_when(datetime.fromisoformat(option["start"]), current_clinic().settings.zone)
+class ManagesAppointments(UsesClinic):
+    """Reads and shows the patient's upcoming appointments, kept in `appointment_options`."""
+
+    def when(self, option: dict[str, Any]) -> str:
+        return format_when(datetime.fromisoformat(option["start"]), self.app.zone)
+
+    def short(self, option: dict[str, Any]) -> str:
+        return format_short(datetime.fromisoformat(option["start"]), self.app.zone)
+
+    async def load_options(
+        self, tracker: Tracker, dispatcher: CollectingDispatcher
+    ) -> list[dict[str, Any]] | None:
+        """The patient's upcoming appointments as slot values; None if the database is down."""
+        try:
+            appointments = await self.core(self.app.appointments_of, tracker.sender_id)
+        except DatabaseUnavailableError:
+            self.say_unavailable(dispatcher, tracker, "load appointments")
+            return None
+        return [{"id": a.id, "start": a.start_at.isoformat()} for a in appointments]
+
+    def index_on_named_day(self, options: list[dict[str, Any]], text: str) -> int | None:
+        """The only listed appointment on the day the text names, if there is exactly one."""
+        day = self.read_day(text)
+        if day is None:
+            return None
+        starts = [datetime.fromisoformat(o["start"]).astimezone(self.app.zone) for o in options]
+        on_day = [i for i, start in enumerate(starts) if start.date() == day]
+        return on_day[0] if len(on_day) == 1 else None
 
 
-def _short(option: dict[str, Any]) -> str:
-    start = datetime.fromisoformat(option["start"])
-    return format_short(start, current_clinic().settings.zone)
-
-
-async def _load_options(tracker: Tracker, dispatcher: CollectingDispatcher) -> list | None:
-    """The patient's upcoming appointments as slot values; None if the database is down."""
-    try:
-        patient = await current_patient(tracker)
-        appointments = (
-            [] if patient is None else await run_core(upcoming, current_clinic(), patient.id)
-        )
-    except DatabaseUnavailableError:
-        say_unavailable(dispatcher, tracker, "load appointments")
-        return None
-    return [{"id": a.id, "start": a.start_at.isoformat()} for a in appointments]
-
-
-class ActionShowAppointments(Action):
+class ActionShowAppointments(ManagesAppointments, ClinicAction):
     def name(self) -> str:
         return "action_show_appointments"
 
     async def run(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> list[dict[str, Any]]:
-        options = await _load_options(tracker, dispatcher)
+        options = await self.load_options(tracker, dispatcher)
         if options is None:
             return []
         if not options:
-            dispatcher.utter_message(text=templates().render("no_appointments"))
+            dispatcher.utter_message(text=self.texts.render("no_appointments"))
         elif len(options) == 1:
             dispatcher.utter_message(
-                text=templates().render("your_appointment", when=_when(options[0]))
+                text=self.texts.render("your_appointment", when=self.when(options[0]))
             )
         else:
-            lines = [templates().render("your_appointments")] + [f"- {_when(o)}" for o in options]
+            lines = [self.texts.render("your_appointments")]
+            lines += [f"- {self.when(o)}" for o in options]
             dispatcher.utter_message(text="\n".join(lines))
         return []
 
 
-class _StartManaging(Action, ABC):
+class _StartManaging(ManagesAppointments, ClinicAction, ABC):
     """Loads the patient's appointments. The one meant is known when there is only one,
     or when the message names the day of exactly one ("cancel the one on monday")."""
 
@@ -101,35 +105,23 @@ class _StartManaging(Action, ABC):
     async def run(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> list[dict[str, Any]]:
-        options = await _load_options(tracker, dispatcher)
+        options = await self.load_options(tracker, dispatcher)
         events = [
             *clear(tracker, *MANAGE_SLOTS, *BOOKING_SLOTS),
             SlotSet("appointment_options", options),
         ]
-        meant = _meant(options or [], latest_text(tracker))
+        meant = self._meant(options or [], latest_text(tracker))
         if meant is not None:
             events.append(SlotSet("appointment_choice", meant))
             if self.moves_the_choice:
                 events.append(SlotSet("rescheduling_id", meant))
         return events
 
-
-def _meant(options: list[dict[str, Any]], text: str) -> str | None:
-    if len(options) == 1:
-        return str(options[0]["id"])
-    index = _index_on_named_day(options, text)
-    return None if index is None else str(options[index]["id"])
-
-
-def _index_on_named_day(options: list[dict[str, Any]], text: str) -> int | None:
-    """The only listed appointment on the day the text names, if there is exactly one."""
-    day = read_day(text)
-    if day is None:
-        return None
-    zone = current_clinic().settings.zone
-    starts = [datetime.fromisoformat(o["start"]).astimezone(zone) for o in options]
-    on_day = [i for i, start in enumerate(starts) if start.date() == day]
-    return on_day[0] if len(on_day) == 1 else None
+    def _meant(self, options: list[dict[str, Any]], text: str) -> str | None:
+        if len(options) == 1:
+            return str(options[0]["id"])
+        index = self.index_on_named_day(options, text)
+        return None if index is None else str(options[index]["id"])
 
 
 class ActionStartCancel(_StartManaging):
@@ -144,7 +136,7 @@ class ActionStartReschedule(_StartManaging):
         return "action_start_reschedule"
 
 
-class _ChooseAppointment:
+class _ChooseAppointment(ManagesAppointments):
     """Reads which of the listed appointments the patient means; with none, asks nothing."""
 
     async def required_slots(
@@ -170,10 +162,10 @@ class _ChooseAppointment:
             return {"appointment_choice": str(value)}
         index = parse_list_index(str(value), len(options))
         if index is None:
-            index = _index_on_named_day(options, str(value))
+            index = self.index_on_named_day(options, str(value))
         if index is None:
             dispatcher.utter_message(
-                text=templates().render("choose_number", count=str(len(options)))
+                text=self.texts.render("choose_number", count=str(len(options)))
             )
             return {"appointment_choice": None}
         return {"appointment_choice": str(options[index]["id"])}
@@ -186,7 +178,7 @@ class ValidateCancelForm(_ChooseAppointment, FormValidationAction):
     async def extract_cancel_confirmed(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> dict[str, Any]:
-        return read_yes_no(tracker, dispatcher, "cancel_confirmed")
+        return read_yes_no(tracker, dispatcher, "cancel_confirmed", self.texts)
 
 
 class ValidateRescheduleForm(_ChooseAppointment, DayAndSlotValidation, FormValidationAction):
@@ -201,7 +193,7 @@ class ValidateRescheduleForm(_ChooseAppointment, DayAndSlotValidation, FormValid
         return {**chosen, "rescheduling_id": chosen["appointment_choice"]}
 
 
-class ActionAskAppointmentChoice(Action):
+class ActionAskAppointmentChoice(ManagesAppointments, ClinicAction):
     def name(self) -> str:
         return "action_ask_appointment_choice"
 
@@ -209,16 +201,16 @@ class ActionAskAppointmentChoice(Action):
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> list[dict[str, Any]]:
         options = _options(tracker) or []
-        lines = [templates().render("choose_appointment")]
-        lines += [f"{number}. {_when(o)}" for number, o in enumerate(options, 1)]
+        lines = [self.texts.render("choose_appointment")]
+        lines += [f"{number}. {self.when(o)}" for number, o in enumerate(options, 1)]
         dispatcher.utter_message(
             text="\n".join(lines),
-            buttons=quick_replies([(_short(o), str(o["id"])) for o in options]),
+            buttons=quick_replies([(self.short(o), str(o["id"])) for o in options]),
         )
         return []
 
 
-class ActionAskCancelConfirmed(Action):
+class ActionAskCancelConfirmed(ManagesAppointments, ClinicAction):
     def name(self) -> str:
         return "action_ask_cancel_confirmed"
 
@@ -228,12 +220,12 @@ class ActionAskCancelConfirmed(Action):
         chosen = _chosen(tracker)
         if chosen is None:
             return []
-        question = templates().render("confirm_cancel", when=_when(chosen))
-        ask_yes_no(dispatcher, question, "cancel_yes_button", "cancel_no_button")
+        question = self.texts.render("confirm_cancel", when=self.when(chosen))
+        self.ask_yes_no(dispatcher, question, "cancel_yes_button", "cancel_no_button")
         return []
 
 
-class ActionCancelAppointment(Action):
+class ActionCancelAppointment(ManagesAppointments, ClinicAction):
     def name(self) -> str:
         return "action_cancel_appointment"
 
@@ -243,24 +235,22 @@ class ActionCancelAppointment(Action):
         options = _options(tracker)
         chosen = _chosen(tracker)
         if options == []:
-            dispatcher.utter_message(text=templates().render("no_appointments"))
+            dispatcher.utter_message(text=self.texts.render("no_appointments"))
         elif chosen is not None and tracker.get_slot("cancel_confirmed") is False:
-            dispatcher.utter_message(text=templates().render("kept", when=_when(chosen)))
+            dispatcher.utter_message(text=self.texts.render("kept", when=self.when(chosen)))
         elif chosen is not None and tracker.get_slot("cancel_confirmed") is True:
-            await _cancel(chosen, dispatcher, tracker)
+            await self._cancel(chosen, dispatcher, tracker)
         return clear(tracker, *MANAGE_SLOTS)
 
-
-async def _cancel(chosen: dict, dispatcher: CollectingDispatcher, tracker: Tracker) -> None:
-    try:
-        patient = await current_patient(tracker)
-        if patient is None:
-            raise AppointmentNotFoundError("no patient")
-        await run_core(cancel, current_clinic(), int(chosen["id"]), patient.id)
-    except AppointmentNotFoundError:
-        dispatcher.utter_message(text=templates().render("already_cancelled"))
-        return
-    except DatabaseUnavailableError:
-        say_unavailable(dispatcher, tracker, "cancel")
-        return
-    dispatcher.utter_message(text=templates().render("cancelled", when=_when(chosen)))
+    async def _cancel(
+        self, chosen: dict, dispatcher: CollectingDispatcher, tracker: Tracker
+    ) -> None:
+        try:
+            await self.core(self.app.cancel_for, tracker.sender_id, int(chosen["id"]))
+        except AppointmentNotFoundError:
+            dispatcher.utter_message(text=self.texts.render("already_cancelled"))
+            return
+        except DatabaseUnavailableError:
+            self.say_unavailable(dispatcher, tracker, "cancel")
+            return
+        dispatcher.utter_message(text=self.texts.render("cancelled", when=self.when(chosen)))

@@ -66,11 +66,12 @@ def _words(text: str) -> list[str]:
     return fixed
 
 
-def parse_day(text: str, today: date, month_first: bool = True) -> date | None:
+def parse_day(text: str, today: date, date_order: str = "MDY") -> date | None:
     """The calendar day a message names, preferring the future, or None.
 
-    `today` is the clinic's local date. Handles relative words, weekdays with
-    "this"/"next", "in 3 days", "the 5th", month names and numeric dates.
+    `today` is the clinic's local date; `date_order` (MDY, DMY or YMD) reads numeric
+    dates. Handles relative words, weekdays with "this"/"next", "in 3 days", "the 5th",
+    month names and numeric dates.
     """
     if match := _ISO_DATE.search(text):
         try:
@@ -99,7 +100,7 @@ def parse_day(text: str, today: date, month_first: bool = True) -> date | None:
         return today + timedelta(days=ahead)
     if "next week" in joined:
         return today + timedelta(days=7 - today.weekday())
-    return _calendar_date(joined, today, month_first)
+    return _calendar_date(joined, today, date_order)
 
 
 def _weekday_in(words: list[str]) -> int | None:
@@ -113,7 +114,7 @@ def _weekday_in(words: list[str]) -> int | None:
     return None
 
 
-def _calendar_date(text: str, today: date, month_first: bool) -> date | None:
+def _calendar_date(text: str, today: date, date_order: str) -> date | None:
     has_month = any(m in text or m[:3] in text.split() for m in MONTHS)
     ordinal = _ORDINAL_DAY.search(text)
     if ordinal and not has_month:
@@ -128,7 +129,7 @@ def _calendar_date(text: str, today: date, month_first: bool) -> date | None:
         settings={
             "PREFER_DATES_FROM": "future",
             "RELATIVE_BASE": datetime.combine(today, time(0)),
-            "DATE_ORDER": "MDY" if month_first else "DMY",
+            "DATE_ORDER": date_order,
             "REQUIRE_PARTS": ["day", "month"],
         },
     )

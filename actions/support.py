@@ -6,7 +6,7 @@ import json
 import logging
 from typing import Any
 
-from rasa_sdk import Action, Tracker
+from rasa_sdk import Tracker
 from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.forms import FormValidationAction
 from rasa_sdk.types import DomainDict
@@ -14,23 +14,16 @@ from rasa_sdk.types import DomainDict
 from actions.answers import read_yes_no
 from actions.booking import BOOKING_SLOTS, MANAGE_SLOTS
 from actions.common import (
+    ClinicAction,
     FormQuestion,
-    chat_ref,
+    UsesClinic,
     clear,
-    current_patient,
     latest_intent,
     latest_text,
     quick_replies,
-    read_day,
-    say_unavailable,
-    templates,
 )
 from actions.parsing import find_clock_time
-from actions.runtime import current_clinic, run_core
-from clinic import audit
-from clinic.db import transaction
 from clinic.errors import DatabaseUnavailableError
-from clinic.patients import withdraw_consent
 from clinic.templates import format_day, format_when
 
 logger = logging.getLogger(__name__)
@@ -39,7 +32,7 @@ FLOW_SLOTS = [*BOOKING_SLOTS, *MANAGE_SLOTS, "patient_name", "patient_phone", "d
 BOOKING_FORMS = {"details_form", "booking_form", "reschedule_form"}
 
 
-class ActionStopFlow(Action):
+class ActionStopFlow(ClinicAction):
     def name(self) -> str:
         return "action_stop_flow"
 
@@ -47,9 +40,9 @@ class ActionStopFlow(Action):
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> list[dict[str, Any]]:
         if _form_stopped_this_turn(tracker) in BOOKING_FORMS:
-            dispatcher.utter_message(text=templates().render("stopped_booking"))
+            dispatcher.utter_message(text=self.texts.render("stopped_booking"))
         else:
-            dispatcher.utter_message(text=templates().render("stopped"))
+            dispatcher.utter_message(text=self.texts.render("stopped"))
         return clear(tracker, *FLOW_SLOTS, "consent_given")
 
 
@@ -64,7 +57,7 @@ def _form_stopped_this_turn(tracker: Tracker) -> str | None:
     return active_at_user_turn
 
 
-class ActionHandoff(Action):
+class ActionHandoff(ClinicAction):
     """Records that the patient wants a person; staff answer in the Instagram inbox."""
 
     def name(self) -> str:
@@ -74,26 +67,14 @@ class ActionHandoff(Action):
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> list[dict[str, Any]]:
         try:
-            patient = await current_patient(tracker)
-            await run_core(_record_handoff, patient.id if patient else None, tracker.sender_id)
+            await self.core(self.app.request_handoff, tracker.sender_id)
         except DatabaseUnavailableError:
-            logger.warning("handoff not recorded, database down chat=%s", chat_ref(tracker))
-        dispatcher.utter_message(text=templates().render("handoff"))
+            logger.warning("handoff not recorded, database down chat=%s", self.chat_ref(tracker))
+        dispatcher.utter_message(text=self.texts.render("handoff"))
         return clear(tracker, *FLOW_SLOTS)
 
 
-def _record_handoff(patient_id: int | None, sender_id: str) -> None:
-    clinic = current_clinic()
-    with transaction(clinic.engine) as session:
-        audit.record(
-            session,
-            audit.HANDOFF_REQUESTED,
-            patient_id=patient_id,
-            recipient_hash=audit.hash_id(sender_id, clinic.settings.id_hash_key),
-        )
-
-
-class ActionAnswerAside(Action):
+class ActionAnswerAside(ClinicAction):
     """Answers a greeting, thanks, a question about the bot or an off-topic message
     in the middle of a form; the rules then repeat the form's question."""
 
@@ -102,7 +83,7 @@ class ActionAnswerAside(Action):
         "thanks": "aside_thanks",
         "bot_challenge": "aside_bot",
         "out_of_scope": "aside_out_of_scope",
-        "ask_privacy": "aside_privacy",
+        "ask_privacy": "privacy",
     }
 
     def name(self) -> str:
@@ -111,13 +92,12 @@ class ActionAnswerAside(Action):
     async def run(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> list[dict[str, Any]]:
-        texts = templates()
-        reply = texts.render(self.REPLIES.get(latest_intent(tracker) or "", "aside_other"))
-        dispatcher.utter_message(text=f"{reply} {texts.render('carry_on')}")
+        reply = self.texts.render(self.REPLIES.get(latest_intent(tracker) or "", "aside_other"))
+        dispatcher.utter_message(text=f"{reply} {self.texts.render('carry_on')}")
         return []
 
 
-class ValidateDeleteDataForm(FormValidationAction):
+class ValidateDeleteDataForm(UsesClinic, FormValidationAction):
     def name(self) -> str:
         return "validate_delete_data_form"
 
@@ -129,7 +109,7 @@ class ValidateDeleteDataForm(FormValidationAction):
         domain: DomainDict,
     ) -> list[str]:
         try:
-            patient = await current_patient(tracker)
+            patient = await self.core(self.app.patient, tracker.sender_id)
         except DatabaseUnavailableError:
             return []
         return domain_slots if patient is not None else []
@@ -137,10 +117,10 @@ class ValidateDeleteDataForm(FormValidationAction):
     async def extract_delete_confirmed(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> dict[str, Any]:
-        return read_yes_no(tracker, dispatcher, "delete_confirmed")
+        return read_yes_no(tracker, dispatcher, "delete_confirmed", self.texts)
 
 
-class ActionDeleteData(Action):
+class ActionDeleteData(ClinicAction):
     def name(self) -> str:
         return "action_delete_data"
 
@@ -149,21 +129,22 @@ class ActionDeleteData(Action):
     ) -> list[dict[str, Any]]:
         confirmed = tracker.get_slot("delete_confirmed")
         try:
-            patient = await current_patient(tracker)
-            if patient is None:
-                dispatcher.utter_message(text=templates().render("nothing_stored"))
-                return clear(tracker, *FLOW_SLOTS, "consent_given")
-            if confirmed is not True:
-                dispatcher.utter_message(text=templates().render("kept_details"))
+            if confirmed is True:
+                cancelled = await self.core(self.app.erase_patient, tracker.sender_id)
+            elif confirmed is None and await self.core(self.app.patient, tracker.sender_id) is None:
+                cancelled = None  # the form asked nothing: there is nobody to erase
+            else:
+                dispatcher.utter_message(text=self.texts.render("kept_details"))
                 return clear(tracker, *FLOW_SLOTS)
-            cancelled = await run_core(withdraw_consent, current_clinic(), tracker.sender_id)
         except DatabaseUnavailableError:
-            say_unavailable(dispatcher, tracker, "delete data")
+            self.say_unavailable(dispatcher, tracker, "delete data")
             return clear(tracker, *FLOW_SLOTS)
-        lines = [templates().render("deleted")]
-        zone = current_clinic().settings.zone
+        if cancelled is None:
+            dispatcher.utter_message(text=self.texts.render("nothing_stored"))
+            return clear(tracker, *FLOW_SLOTS, "consent_given")
+        lines = [self.texts.render("deleted")]
         lines += [
-            templates().render("withdrawn_cancelled", when=format_when(a.start_at, zone))
+            self.texts.render("withdrawn_cancelled", when=format_when(a.start_at, self.app.zone))
             for a in cancelled
         ]
         dispatcher.utter_message(text=" ".join(lines))
@@ -177,7 +158,7 @@ class ActionAskDeleteConfirmed(FormQuestion):
         return "action_ask_delete_confirmed"
 
 
-class ActionHelpAfterFallback(Action):
+class ActionHelpAfterFallback(ClinicAction):
     """When the message was not understood, offer what it most likely meant: a booking on
     the day (and time) it names, if it names one; the patient's appointments; a person."""
 
@@ -187,9 +168,9 @@ class ActionHelpAfterFallback(Action):
     async def run(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> list[dict[str, Any]]:
-        texts = templates()
+        texts = self.texts
         text = latest_text(tracker)
-        day = read_day(text)
+        day = self.read_day(text)
         options = []
         if day is not None:
             entities = {"appointment_day": day.isoformat()}

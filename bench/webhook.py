@@ -26,10 +26,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import aiohttp  # noqa: E402
 
-from clinic.cli import main as clinic_cli  # noqa: E402
 from connectors.fake_graph import FakeGraphApi  # noqa: E402
 from connectors.simulate import delivery  # noqa: E402
 from connectors.webhook import SIGNATURE_HEADER, signature  # noqa: E402
+from entrypoints.cli import main as clinic_cli  # noqa: E402
 from tests.servers import running_stack  # noqa: E402
 
 SECRET = "bench-secret"

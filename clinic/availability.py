@@ -30,7 +30,7 @@ def available_slots(clinic: Clinic, doctor_id: int, day: date) -> list[datetime]
 def next_days_with_slots(clinic: Clinic, doctor_id: int, from_day: date, n: int) -> list[date]:
     """Up to `n` days from `from_day` on that have at least one free slot."""
     with transaction(clinic.engine) as session:
-        days = _days_with_slots(session, clinic, load_doctor(session, doctor_id), from_day)
+        days = days_with_slots(session, clinic, load_doctor(session, doctor_id), from_day)
         return [day for day, _ in itertools.islice(days, max(n, 0))]
 
 
@@ -39,11 +39,11 @@ def first_day_with_slots(
 ) -> tuple[date, list[datetime]] | None:
     """The first day from `from_day` on that has free slots, and those slots."""
     with transaction(clinic.engine) as session:
-        days = _days_with_slots(session, clinic, load_doctor(session, doctor_id), from_day)
+        days = days_with_slots(session, clinic, load_doctor(session, doctor_id), from_day)
         return next(days, None)
 
 
-def _days_with_slots(
+def days_with_slots(
     session: Session, clinic: Clinic, doctor: Doctor, from_day: date
 ) -> Iterator[tuple[date, list[datetime]]]:
     """Days with free slots up to the horizon, read with one query for all their bookings."""

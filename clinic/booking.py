@@ -36,8 +36,8 @@ def book(clinic: Clinic, doctor_id: int, patient_id: int, start: datetime) -> Ap
     The free-slot check gives clear errors; the unique index (and on PostgreSQL
     the exclusion constraint) is what makes a double booking impossible.
     """
-    with _conflicts_as_slot_taken(), transaction(clinic.engine) as session:
-        appointment = _insert_booking(session, clinic, doctor_id, patient_id, start)
+    with conflicts_as_slot_taken(), transaction(clinic.engine) as session:
+        appointment = insert_booking(session, clinic, doctor_id, patient_id, start)
     logger.info("booked appointment=%s doctor=%s", appointment.id, doctor_id)
     return appointment
 
@@ -46,36 +46,52 @@ def reschedule(
     clinic: Clinic, appointment_id: int, patient_id: int, new_start: datetime
 ) -> Appointment:
     """Moves an appointment in one transaction: the old one is kept if the new slot fails."""
-    with _conflicts_as_slot_taken(), transaction(clinic.engine) as session:
-        old = _own_active_appointment(session, appointment_id, patient_id)
-        _mark_cancelled(session, clinic, old)
-        session.flush()
-        appointment = _insert_booking(session, clinic, old.doctor_id, patient_id, new_start)
-    return appointment
+    with conflicts_as_slot_taken(), transaction(clinic.engine) as session:
+        return reschedule_in(session, clinic, appointment_id, patient_id, new_start)
+
+
+def reschedule_in(
+    session: Session, clinic: Clinic, appointment_id: int, patient_id: int, new_start: datetime
+) -> Appointment:
+    """`reschedule` inside the caller's transaction (wrap it in `conflicts_as_slot_taken`)."""
+    old = own_active_appointment(session, appointment_id, patient_id)
+    mark_cancelled(session, clinic, old)
+    session.flush()
+    return insert_booking(session, clinic, old.doctor_id, patient_id, new_start)
 
 
 def cancel(clinic: Clinic, appointment_id: int, patient_id: int) -> Appointment:
     """Cancels the patient's own active appointment; its slot becomes free again."""
     with transaction(clinic.engine) as session:
-        appointment = _own_active_appointment(session, appointment_id, patient_id)
-        _mark_cancelled(session, clinic, appointment)
+        return cancel_in(session, clinic, appointment_id, patient_id)
+
+
+def cancel_in(
+    session: Session, clinic: Clinic, appointment_id: int, patient_id: int
+) -> Appointment:
+    appointment = own_active_appointment(session, appointment_id, patient_id)
+    mark_cancelled(session, clinic, appointment)
     return appointment
 
 
 def upcoming(clinic: Clinic, patient_id: int) -> list[Appointment]:
     """The patient's active appointments that have not started yet, earliest first."""
     with transaction(clinic.engine) as session:
-        return list(
-            session.scalars(
-                select(Appointment)
-                .where(
-                    Appointment.patient_id == patient_id,
-                    Appointment.status == BOOKED,
-                    Appointment.start_at > clinic.now(),
-                )
-                .order_by(Appointment.start_at)
+        return upcoming_in(session, clinic, patient_id)
+
+
+def upcoming_in(session: Session, clinic: Clinic, patient_id: int) -> list[Appointment]:
+    return list(
+        session.scalars(
+            select(Appointment)
+            .where(
+                Appointment.patient_id == patient_id,
+                Appointment.status == BOOKED,
+                Appointment.start_at > clinic.now(),
             )
+            .order_by(Appointment.start_at)
         )
+    )
 
 
 def cancel_upcoming(session: Session, clinic: Clinic, patient_id: int) -> list[Appointment]:
@@ -88,11 +104,11 @@ def cancel_upcoming(session: Session, clinic: Clinic, patient_id: int) -> list[A
         )
     ).all()
     for appointment in appointments:
-        _mark_cancelled(session, clinic, appointment)
+        mark_cancelled(session, clinic, appointment)
     return list(appointments)
 
 
-def _insert_booking(
+def insert_booking(
     session: Session, clinic: Clinic, doctor_id: int, patient_id: int, start: datetime
 ) -> Appointment:
     if start.tzinfo is None:
@@ -128,7 +144,7 @@ def _insert_booking(
     return appointment
 
 
-def _own_active_appointment(session: Session, appointment_id: int, patient_id: int) -> Appointment:
+def own_active_appointment(session: Session, appointment_id: int, patient_id: int) -> Appointment:
     appointment = session.scalars(
         select(Appointment).where(
             Appointment.id == appointment_id,
@@ -142,7 +158,7 @@ def _own_active_appointment(session: Session, appointment_id: int, patient_id: i
     return appointment
 
 
-def _mark_cancelled(session: Session, clinic: Clinic, appointment: Appointment) -> None:
+def mark_cancelled(session: Session, clinic: Clinic, appointment: Appointment) -> None:
     appointment.status = CANCELLED
     appointment.cancelled_at = clinic.now()
     audit.record(
@@ -165,7 +181,7 @@ def _overlaps_booking(session: Session, doctor_id: int, start: datetime, end: da
 
 
 @contextmanager
-def _conflicts_as_slot_taken() -> Iterator[None]:
+def conflicts_as_slot_taken() -> Iterator[None]:
     """Turns the database's refusal of a second booking into `SlotTakenError`."""
     try:
         yield

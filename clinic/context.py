@@ -9,24 +9,19 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy.engine import Engine
 
-from clinic.db import shared_engine
 from clinic.models import utc_now
-from clinic.settings import Settings, load_settings
+from clinic.settings import Settings
 from clinic.slots import SlotRules
 
 
 @dataclass(frozen=True)
 class Clinic:
-    """Passed to every service function; tests build one with a frozen clock."""
+    """Passed to every core function; built once per process by its composition root
+    (tests build one with a frozen clock)."""
 
     engine: Engine
     settings: Settings
     clock: Callable[[], datetime] = field(default=utc_now)
-
-    @classmethod
-    def from_environment(cls) -> Clinic:
-        settings = load_settings()
-        return cls(engine=shared_engine(settings.database_url), settings=settings)
 
     def now(self) -> datetime:
         return self.clock()

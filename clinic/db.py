@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from functools import lru_cache
 from pathlib import Path
 
 from sqlalchemy import event
@@ -35,12 +34,6 @@ def _configure_sqlite_connection(dbapi_connection, _record) -> None:
     cursor.execute("PRAGMA foreign_keys = ON")
     cursor.execute("PRAGMA journal_mode = WAL")
     cursor.close()
-
-
-@lru_cache(maxsize=8)
-def shared_engine(url: str) -> Engine:
-    """One engine per URL and process (its pool is what makes sessions cheap)."""
-    return create_database_engine(url)
 
 
 @contextmanager

@@ -3,21 +3,20 @@
 from __future__ import annotations
 
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
-from clinic.context import Clinic
-from clinic.db import transaction
 from clinic.errors import UnknownDoctorError
 from clinic.models import Doctor
+from clinic.settings import Settings
 
 
-def default_doctor(clinic: Clinic) -> Doctor:
+def booking_doctor(session: Session, settings: Settings) -> Doctor:
     """`DEFAULT_DOCTOR_ID` if set, else the active doctor with the lowest id."""
-    with transaction(clinic.engine) as session:
-        wanted = clinic.settings.default_doctor_id
-        query = select(Doctor).where(Doctor.active == 1).order_by(Doctor.id)
-        if wanted is not None:
-            query = query.where(Doctor.id == wanted)
-        doctor = session.scalars(query.limit(1)).first()
+    wanted = settings.default_doctor_id
+    query = select(Doctor).where(Doctor.active == 1).order_by(Doctor.id)
+    if wanted is not None:
+        query = query.where(Doctor.id == wanted)
+    doctor = session.scalars(query.limit(1)).first()
     if doctor is None:
         raise UnknownDoctorError(
             "no active doctor: run `python -m clinic seed --demo` or add one"

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from datetime import datetime
 
 import phonenumbers
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
 from clinic import audit
 from clinic.booking import cancel_upcoming
@@ -24,9 +26,13 @@ _NAME_PUNCTUATION = set(" '’-._")
 
 def find_patient(clinic: Clinic, instagram_id: str) -> Patient | None:
     with transaction(clinic.engine) as session:
-        return session.scalars(
-            select(Patient).where(Patient.instagram_id == instagram_id)
-        ).one_or_none()
+        return patient_by_instagram_id(session, instagram_id)
+
+
+def patient_by_instagram_id(session: Session, instagram_id: str) -> Patient | None:
+    return session.scalars(
+        select(Patient).where(Patient.instagram_id == instagram_id)
+    ).one_or_none()
 
 
 def record_consent(clinic: Clinic, instagram_id: str) -> Patient:
@@ -40,36 +46,68 @@ def record_consent(clinic: Clinic, instagram_id: str) -> Patient:
 
 def _record_consent(clinic: Clinic, instagram_id: str) -> Patient:
     with transaction(clinic.engine) as session:
-        patient = session.scalars(
-            select(Patient).where(Patient.instagram_id == instagram_id)
-        ).one_or_none()
-        if patient is None:
-            patient = Patient(instagram_id=instagram_id, created_at=clinic.now())
-            session.add(patient)
-        if patient.consent_status != CONSENT_GRANTED:
-            patient.consent_status = CONSENT_GRANTED
-            patient.consent_at = clinic.now()
-            session.flush()
-            audit.record(
-                session,
-                audit.CONSENT_GRANTED,
-                patient_id=patient.id,
-                recipient_hash=audit.hash_id(instagram_id, clinic.settings.id_hash_key),
-            )
-        return patient
+        return consent_in(session, clinic, instagram_id)
+
+
+def consent_in(session: Session, clinic: Clinic, instagram_id: str) -> Patient:
+    """`record_consent` inside the caller's transaction."""
+    patient = patient_by_instagram_id(session, instagram_id)
+    if patient is None:
+        return add_consented_patient(session, clinic, instagram_id)
+    if patient.consent_status != CONSENT_GRANTED:
+        _grant(session, clinic, patient)
+    return patient
+
+
+def add_consented_patient(session: Session, clinic: Clinic, instagram_id: str) -> Patient:
+    """A new patient who has just consented; `IntegrityError` if the id is on file."""
+    patient = Patient(instagram_id=instagram_id, created_at=clinic.now())
+    session.add(patient)
+    _grant(session, clinic, patient)
+    return patient
+
+
+def _grant(session: Session, clinic: Clinic, patient: Patient) -> None:
+    patient.consent_status = CONSENT_GRANTED
+    patient.consent_at = clinic.now()
+    session.flush()
+    audit.record(
+        session,
+        audit.CONSENT_GRANTED,
+        patient_id=patient.id,
+        recipient_hash=audit.hash_id(patient.instagram_id, clinic.settings.id_hash_key),
+    )
+
+
+def update_details(session: Session, instagram_id: str, name: str, phone: str) -> bool:
+    """Stores checked details of a consented patient without reading the row first;
+    False when no consented patient has this id."""
+    updated = session.execute(
+        update(Patient)
+        .where(Patient.instagram_id == instagram_id, Patient.consent_status == CONSENT_GRANTED)
+        .values(name=name, phone=phone)
+        .execution_options(synchronize_session=False)
+    )
+    return updated.rowcount == 1
 
 
 def save_details(clinic: Clinic, patient_id: int, name: str, phone: str) -> Patient:
     """Validates and stores name and phone (E.164) of a consented patient."""
+    with transaction(clinic.engine) as session:
+        return details_in(session, clinic, session.get(Patient, patient_id), name, phone)
+
+
+def details_in(
+    session: Session, clinic: Clinic, patient: Patient | None, name: str, phone: str
+) -> Patient:
+    """`save_details` for a patient loaded in the caller's transaction."""
     clean_name = normalize_name(name)
     clean_phone = normalize_phone(phone, clinic.settings.phone_default_region)
-    with transaction(clinic.engine) as session:
-        patient = session.get(Patient, patient_id)
-        if patient is None or not patient.has_consented:
-            raise NotConsentedError("details are only stored after consent")
-        patient.name = clean_name
-        patient.phone = clean_phone
-        return patient
+    if patient is None or not patient.has_consented:
+        raise NotConsentedError("details are only stored after consent")
+    patient.name = clean_name
+    patient.phone = clean_phone
+    return patient
 
 
 def withdraw_consent(clinic: Clinic, instagram_id: str) -> list[Appointment]:
@@ -79,35 +117,44 @@ def withdraw_consent(clinic: Clinic, instagram_id: str) -> list[Appointment]:
     Past appointments stay, linked to an id that no longer leads to a person.
     """
     with transaction(clinic.engine) as session:
-        patient = session.scalars(
-            select(Patient).where(Patient.instagram_id == instagram_id)
-        ).one_or_none()
+        patient = patient_by_instagram_id(session, instagram_id)
         if patient is None:
             return []
-        cancelled = cancel_upcoming(session, clinic, patient.id)
-        patient.name = None
-        patient.phone = None
-        patient.consent_status = CONSENT_WITHDRAWN
-        patient.last_message_at = None
-        patient.instagram_id = f"erased-{patient.id}"
-        audit.record(
-            session,
-            audit.CONSENT_WITHDRAWN,
-            patient_id=patient.id,
-            recipient_hash=audit.hash_id(instagram_id, clinic.settings.id_hash_key),
-            cancelled_appointments=len(cancelled),
-        )
-        return cancelled
+        return withdraw_in(session, clinic, patient)
 
 
-def note_message(clinic: Clinic, instagram_id: str) -> None:
+def withdraw_in(session: Session, clinic: Clinic, patient: Patient) -> list[Appointment]:
+    """`withdraw_consent` for a patient loaded in the caller's transaction."""
+    instagram_id = patient.instagram_id
+    cancelled = cancel_upcoming(session, clinic, patient.id)
+    patient.name = None
+    patient.phone = None
+    patient.consent_status = CONSENT_WITHDRAWN
+    patient.last_message_at = None
+    patient.instagram_id = f"erased-{patient.id}"
+    audit.record(
+        session,
+        audit.CONSENT_WITHDRAWN,
+        patient_id=patient.id,
+        recipient_hash=audit.hash_id(instagram_id, clinic.settings.id_hash_key),
+        cancelled_appointments=len(cancelled),
+    )
+    return cancelled
+
+
+def note_message(clinic: Clinic, instagram_id: str, at: datetime | None = None) -> None:
     """Remembers when a known patient last wrote (it opens Instagram's 24-hour window)."""
     with transaction(clinic.engine) as session:
-        patient = session.scalars(
-            select(Patient).where(Patient.instagram_id == instagram_id)
-        ).one_or_none()
-        if patient is not None:
-            patient.last_message_at = clinic.now()
+        at = at or clinic.now()
+        session.execute(
+            update(Patient)
+            .where(
+                Patient.instagram_id == instagram_id,
+                Patient.last_message_at.is_(None) | (Patient.last_message_at < at),
+            )
+            .values(last_message_at=at)
+            .execution_options(synchronize_session=False)
+        )
 
 
 def normalize_name(raw: str) -> str:

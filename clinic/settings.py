@@ -1,76 +1,239 @@
-"""Settings read from the environment, with documented defaults (see README)."""
+"""Every setting of clinic-dm, read from the environment, each default defined once here.
+
+The README's configuration table lists the same variables; `python -m clinic settings`
+prints the values in effect, and the scripts take their defaults from it.
+"""
 
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
-from dataclasses import dataclass
+import shlex
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import Field, dataclass, field, fields
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_DATABASE_URL = f"sqlite:///{PROJECT_ROOT / 'var' / 'clinic.db'}"
 DEFAULT_TEMPLATES_PATH = Path(__file__).resolve().parent / "templates.yml"
 # Only for development: production must set ID_HASH_KEY so hashed ids can't be reversed.
 DEVELOPMENT_HASH_KEY = "clinic-dm-development-key"
+DATE_ORDERS = ("MDY", "DMY", "YMD")
+# Where 2/5 is February 5 (elsewhere it is 2 May), and where dates start with the year.
+_MONTH_FIRST_COUNTRIES = {"US", "CA", "PH", "FM", "MH", "PW", "AS", "GU", "MP", "PR", "VI", "UM"}
+_YEAR_FIRST_COUNTRIES = {"CN", "JP", "KR", "KP", "TW", "HU", "LT", "MN", "IR"}
 
 
 class SettingsError(ValueError):
     """An environment variable holds a value that can't be used."""
 
 
+def _variable(name: str, default: Any, meaning: str, parse: Callable[[str], Any] = str) -> Any:
+    return field(default=default, metadata={"env": name, "parse": parse, "meaning": meaning})
+
+
+def _minutes(raw: str) -> timedelta:
+    return timedelta(minutes=_whole(raw, minimum=0))
+
+
+def _hours(raw: str) -> timedelta:
+    return timedelta(hours=_whole(raw, minimum=1))
+
+
+def _whole(raw: str, minimum: int = 1) -> int:
+    value = int(raw)
+    if value < minimum:
+        raise ValueError(f"must be at least {minimum}")
+    return value
+
+
+def _flag(raw: str) -> bool:
+    if raw.strip().lower() in {"1", "true", "yes", "on"}:
+        return True
+    if raw.strip().lower() in {"0", "false", "no", "off"}:
+        return False
+    raise ValueError("must be 1 or 0")
+
+
+def _date_order(raw: str) -> str:
+    order = raw.strip().upper()
+    if order not in DATE_ORDERS:
+        raise ValueError(f"must be one of {', '.join(DATE_ORDERS)}")
+    return order
+
+
 @dataclass(frozen=True)
 class Settings:
-    database_url: str = DEFAULT_DATABASE_URL
-    timezone: str = "America/New_York"
-    default_doctor_id: int | None = None
-    phone_default_region: str = "US"
-    min_notice: timedelta = timedelta(hours=2)
-    horizon_days: int = 60
-    reminder_lead: timedelta = timedelta(hours=24)
-    templates_path: Path = DEFAULT_TEMPLATES_PATH
-    id_hash_key: str = DEVELOPMENT_HASH_KEY
+    # The booking core
+    database_url: str = _variable(
+        "DATABASE_URL",
+        f"sqlite:///{PROJECT_ROOT / 'var' / 'clinic.db'}",
+        "SQLAlchemy URL; `postgresql+psycopg2://…` in production",
+    )
+    timezone: str = _variable(
+        "CLINIC_TIMEZONE", "America/New_York", "the clinic's time zone: every time patients read"
+    )
+    default_doctor_id: int | None = _variable(
+        "DEFAULT_DOCTOR_ID", None, "doctor the bot books with (default: the first)", _whole
+    )
+    phone_default_region: str = _variable(
+        "PHONE_DEFAULT_REGION", "US", "region of phone numbers written without +country", str.upper
+    )
+    date_order: str | None = _variable(
+        "DATE_ORDER",
+        None,
+        "how 2/5 is read: MDY or DMY (default: by the clinic's country)",
+        _date_order,
+    )
+    min_notice: timedelta = _variable(
+        "MIN_NOTICE_MINUTES", timedelta(minutes=120), "earliest bookable slot from now", _minutes
+    )
+    horizon_days: int = _variable(
+        "BOOKING_HORIZON_DAYS", 60, "latest bookable day, counted from today", _whole
+    )
+    reminder_lead: timedelta = _variable(
+        "REMINDER_LEAD_HOURS", timedelta(hours=24), "how long before a visit it is due", _hours
+    )
+    templates_path: Path = _variable(
+        "CLINIC_TEMPLATES", DEFAULT_TEMPLATES_PATH, "every text patients read", Path
+    )
+    id_hash_key: str = _variable(
+        "ID_HASH_KEY", DEVELOPMENT_HASH_KEY, "key of hashed ids in audit rows and logs"
+    )
+    # The servers
+    action_server_host: str = _variable(
+        "ACTION_SERVER_HOST",
+        "0.0.0.0",  # noqa: S104 - until the action server checks who calls it
+        "address the action server listens on",
+    )
+    action_server_port: int = _variable(
+        "ACTION_SERVER_PORT", 5055, "port of the action server", _whole
+    )
+    action_server_url: str | None = _variable(
+        "ACTION_SERVER_URL",
+        None,
+        "where the rasa server finds the action server (default: localhost, its port)",
+    )
+    rasa_port: int = _variable("RASA_PORT", 5005, "port of the rasa server", _whole)
+    rasa_api_token: str | None = _variable(
+        "RASA_API_TOKEN", None, "turns on Rasa's HTTP API for `make serve`, behind this token"
+    )
+    fake_graph_port: int = _variable(
+        "FAKE_GRAPH_PORT", 8765, "port of the fake Graph API of `make simulate`", _whole
+    )
+    # The Instagram channel
+    instagram_verify_token: str | None = _variable(
+        "INSTAGRAM_VERIFY_TOKEN", None, "Meta's webhook handshake (read through credentials.yml)"
+    )
+    instagram_app_secret: str | None = _variable(
+        "INSTAGRAM_APP_SECRET", None, "signs Meta's webhooks (read through credentials.yml)"
+    )
+    instagram_access_token: str | None = _variable(
+        "INSTAGRAM_ACCESS_TOKEN", None, "sends messages (read through credentials.yml)"
+    )
+    graph_url: str = _variable(
+        "INSTAGRAM_GRAPH_URL", "https://graph.instagram.com/v21.0", "Graph API base URL"
+    )
+    max_concurrency: int = _variable(
+        "INSTAGRAM_MAX_CONCURRENCY", 8, "conversations processed at once per rasa server", _whole
+    )
+    typing_indicator: bool = _variable(
+        "INSTAGRAM_TYPING_INDICATOR", True, "0 stops the typing indicator", _flag
+    )
+    # Rasa's stores and the channel's memory of message ids
+    tracker_store_url: str | None = _variable(
+        "TRACKER_STORE_URL", None, "Rasa's SQL tracker store (default: in memory)"
+    )
+    lock_store_url: str | None = _variable(
+        "LOCK_STORE_URL", None, "Rasa's Redis lock store (default: in memory)"
+    )
+    lock_store_key_prefix: str | None = _variable(
+        "LOCK_STORE_KEY_PREFIX", None, "Redis key prefix of the lock store (default: Rasa's)"
+    )
+    dedupe_store_url: str | None = _variable(
+        "DEDUPE_STORE_URL", None, "where message ids are remembered (default: LOCK_STORE_URL)"
+    )
+    dedupe_key_prefix: str = _variable(
+        "DEDUPE_KEY_PREFIX", "clinic-dm:mid:", "Redis key prefix of message ids"
+    )
+
+    def __post_init__(self) -> None:
+        try:
+            zone = ZoneInfo(self.timezone)
+        except (ZoneInfoNotFoundError, ValueError) as error:
+            raise SettingsError(f"CLINIC_TIMEZONE={self.timezone!r} is not a time zone") from error
+        # Defaults that depend on other settings.
+        if self.date_order is None:
+            object.__setattr__(self, "date_order", default_date_order(zone.key))
+        if self.action_server_url is None:
+            url = f"http://localhost:{self.action_server_port}/webhook"
+            object.__setattr__(self, "action_server_url", url)
 
     @property
     def zone(self) -> ZoneInfo:
+        """The one display zone: every time a patient or staff member reads is in it."""
         return ZoneInfo(self.timezone)
+
+    @property
+    def dedupe_url(self) -> str | None:
+        """DEDUPE_STORE_URL, else the lock store's Redis (replicas must share it)."""
+        if self.dedupe_store_url:
+            return self.dedupe_store_url
+        if (self.lock_store_url or "").startswith(("redis://", "rediss://")):
+            return self.lock_store_url
+        return None
+
+
+def default_date_order(zone_name: str) -> str:
+    """The date order of the country a time zone belongs to (MDY in the US)."""
+    import pytz  # its zone table maps zones to countries; imported only when needed
+
+    countries = {c for c, zones in pytz.country_timezones.items() if zone_name in zones}
+    if countries & _MONTH_FIRST_COUNTRIES:
+        return "MDY"
+    if countries and countries <= _YEAR_FIRST_COUNTRIES:
+        return "YMD"
+    return "DMY"
+
+
+def variables() -> list[Field]:
+    """The settings' fields, each naming its environment variable in its metadata."""
+    return [f for f in fields(Settings) if "env" in f.metadata]
 
 
 def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     """Builds the settings from `environ` (default: the process environment)."""
     env = os.environ if environ is None else environ
-    defaults = Settings()
-    settings = Settings(
-        database_url=env.get("DATABASE_URL") or defaults.database_url,
-        timezone=env.get("CLINIC_TIMEZONE") or defaults.timezone,
-        default_doctor_id=_optional_int(env, "DEFAULT_DOCTOR_ID"),
-        phone_default_region=(env.get("PHONE_DEFAULT_REGION") or "US").upper(),
-        min_notice=timedelta(minutes=_int(env, "MIN_NOTICE_MINUTES", 120, minimum=0)),
-        horizon_days=_int(env, "BOOKING_HORIZON_DAYS", 60, minimum=1),
-        reminder_lead=timedelta(hours=_int(env, "REMINDER_LEAD_HOURS", 24, minimum=1)),
-        templates_path=Path(env.get("CLINIC_TEMPLATES") or defaults.templates_path),
-        id_hash_key=env.get("ID_HASH_KEY") or defaults.id_hash_key,
-    )
-    try:
-        settings.zone  # noqa: B018 - fail early on an unknown time zone
-    except (ZoneInfoNotFoundError, ValueError) as error:
-        raise SettingsError(f"CLINIC_TIMEZONE={settings.timezone!r} is not a time zone") from error
-    return settings
+    values = {}
+    for variable in variables():
+        name = variable.metadata["env"]
+        raw = env.get(name)
+        if not raw:
+            continue
+        try:
+            values[variable.name] = variable.metadata["parse"](raw)
+        except ValueError as error:
+            raise SettingsError(f"{name}={raw!r} can't be used: {error}") from error
+    return Settings(**values)
 
 
-def _int(env: Mapping[str, str], name: str, default: int, minimum: int) -> int:
-    raw = env.get(name)
-    if not raw:
-        return default
-    try:
-        value = int(raw)
-    except ValueError as error:
-        raise SettingsError(f"{name} must be a whole number, got {raw!r}") from error
-    if value < minimum:
-        raise SettingsError(f"{name} must be at least {minimum}, got {value}")
-    return value
+def value_of(settings: Settings, name: str) -> str:
+    """A variable's value as the environment would spell it ('' for none)."""
+    variable = next((v for v in variables() if v.metadata["env"] == name), None)
+    if variable is None:
+        raise SettingsError(f"{name} is not a clinic-dm setting")
+    value = getattr(settings, variable.name)
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "1" if value else "0"
+    if isinstance(value, timedelta):
+        unit = timedelta(hours=1) if name.endswith("_HOURS") else timedelta(minutes=1)
+        return str(int(value / unit))
+    return str(value)
 
 
-def _optional_int(env: Mapping[str, str], name: str) -> int | None:
-    return _int(env, name, 0, minimum=1) if env.get(name) else None
+def shell_exports(settings: Settings, names: Iterable[str]) -> str:
+    """`export NAME=value` lines for a shell script to `eval`."""
+    return "\n".join(f"export {name}={shlex.quote(value_of(settings, name))}" for name in names)

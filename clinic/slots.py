@@ -35,8 +35,8 @@ class Interval:
 class SlotRules:
     """What limits booking besides the schedule: notice and horizon."""
 
-    min_notice: timedelta = timedelta(hours=2)
-    horizon_days: int = 60
+    min_notice: timedelta
+    horizon_days: int
 
     def last_bookable_day(self, now: datetime, zone: ZoneInfo) -> date:
         return now.astimezone(zone).date() + timedelta(days=self.horizon_days)

@@ -1,11 +1,10 @@
-"""The texts the actions write to patients, loaded from an editable file, and the one
-date formatter (dates in the doctor's time zone)."""
+"""Every text patients read, loaded from one editable file, and the one date formatter
+(times are shown in the clinic's time zone)."""
 
 from __future__ import annotations
 
 import string
 from datetime import date, datetime
-from functools import lru_cache
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -16,6 +15,9 @@ from clinic.settings import DEFAULT_TEMPLATES_PATH
 # English names, so the output never depends on the process locale.
 WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+# The most quick replies one message offers, and their longest title (Instagram's limits).
+MAX_QUICK_REPLIES = 13
+QUICK_REPLY_TITLE_LIMIT = 20
 
 
 class TemplateError(ValueError):
@@ -64,7 +66,6 @@ class Templates:
         return self.render(name, when=format_when(start, zone))
 
 
-@lru_cache(maxsize=4)
 def load_templates(path: Path) -> Templates:
     """The texts of `path`. The packaged file is the contract: a clinic's own file must
     have every text it has, with no placeholder that text does not have."""

@@ -7,11 +7,11 @@ One rasa server: a bounded in-memory store. Several: Redis, shared by all of the
 from __future__ import annotations
 
 import logging
-import os
 import time
 from collections import OrderedDict
-from collections.abc import Mapping
 from typing import Protocol
+
+from clinic.settings import Settings
 
 logger = logging.getLogger(__name__)
 
@@ -62,13 +62,10 @@ class RedisDedupe:
         return bool(stored)
 
 
-def dedupe_store_from_environment(environ: Mapping[str, str] | None = None) -> DedupeStore:
-    env = os.environ if environ is None else environ
-    url = env.get("DEDUPE_STORE_URL") or ""
-    if not url and env.get("LOCK_STORE_URL", "").startswith(("redis://", "rediss://")):
-        url = env["LOCK_STORE_URL"]
+def dedupe_store(settings: Settings) -> DedupeStore:
+    url = settings.dedupe_url or ""
     if url.startswith(("redis://", "rediss://")):
-        return RedisDedupe(url, prefix=env.get("DEDUPE_KEY_PREFIX") or "clinic-dm:mid:")
+        return RedisDedupe(url, prefix=settings.dedupe_key_prefix)
     if url:
         raise ValueError("DEDUPE_STORE_URL must be a redis:// URL (or unset for memory)")
     return MemoryDedupe()

@@ -362,15 +362,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m connectors.fake_graph", description="Runs a fake Instagram Graph API."
     )
-    parser.add_argument("--port", type=int, default=8765, help="port on 127.0.0.1 (0: any)")
+    parser.add_argument(
+        "--port", type=int, help="port on 127.0.0.1 (0: any; default: FAKE_GRAPH_PORT)"
+    )
     parser.add_argument(
         "--access-token", help="answer 401 (code 190) unless requests carry this bearer token"
     )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    fake = FakeGraphApi(
-        args.port, access_token=args.access_token, id_hash_key=load_settings().id_hash_key
-    )
+    settings = load_settings()
+    port = settings.fake_graph_port if args.port is None else args.port
+    fake = FakeGraphApi(port, access_token=args.access_token, id_hash_key=settings.id_hash_key)
     print(fake.start(), flush=True)
     try:
         threading.Event().wait()

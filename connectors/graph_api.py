@@ -12,7 +12,6 @@ import itertools
 import json
 import logging
 import math
-import os
 import random
 import re
 import time
@@ -27,14 +26,12 @@ from requests.adapters import HTTPAdapter
 from requests.auth import AuthBase
 
 from clinic.audit import hash_id
-from clinic.settings import SettingsError, load_settings
+from clinic.settings import Settings, SettingsError
+from clinic.templates import MAX_QUICK_REPLIES, QUICK_REPLY_TITLE_LIMIT
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_GRAPH_URL = "https://graph.instagram.com/v21.0"
 TEXT_LIMIT_BYTES = 1000
-MAX_QUICK_REPLIES = 13
-QUICK_REPLY_TITLE_LIMIT = 20
 # Rate limits (4, 17, 32, 613, 80002) and transient API faults (1, 2): worth another try later.
 THROTTLING_CODES = frozenset({1, 2, 4, 17, 32, 613, 80002})
 OUTSIDE_WINDOW_CODE = 10
@@ -322,7 +319,7 @@ class GraphApiClient:
         access_token: str,
         *,
         id_hash_key: str,
-        base_url: str = DEFAULT_GRAPH_URL,
+        base_url: str,
         connect_timeout: float = 3.05,
         read_timeout: float = 10.0,
         retry_policy: RetryPolicy | None = None,
@@ -352,18 +349,14 @@ class GraphApiClient:
         self._session.mount("http://", adapter)
 
     @classmethod
-    def from_environment(
-        cls, environ: Mapping[str, str] | None = None, **options: Any
-    ) -> GraphApiClient:
+    def from_settings(cls, settings: Settings, **options: Any) -> GraphApiClient:
         """A client configured by INSTAGRAM_ACCESS_TOKEN, INSTAGRAM_GRAPH_URL and ID_HASH_KEY."""
-        env = os.environ if environ is None else environ
-        token = env.get("INSTAGRAM_ACCESS_TOKEN")
-        if not token:
+        if not settings.instagram_access_token:
             raise SettingsError("INSTAGRAM_ACCESS_TOKEN is not set")
         return cls(
-            token,
-            id_hash_key=load_settings(env).id_hash_key,
-            base_url=env.get("INSTAGRAM_GRAPH_URL") or DEFAULT_GRAPH_URL,
+            settings.instagram_access_token,
+            id_hash_key=settings.id_hash_key,
+            base_url=settings.graph_url,
             **options,
         )
 

@@ -4,11 +4,12 @@ Configured in credentials.yml under `connectors.instagram.InstagramInput`:
     verify_token: "${INSTAGRAM_VERIFY_TOKEN}"
     app_secret: "${INSTAGRAM_APP_SECRET}"
     access_token: "${INSTAGRAM_ACCESS_TOKEN}"
-and from the environment: INSTAGRAM_GRAPH_URL, INSTAGRAM_MAX_CONCURRENCY,
-DEDUPE_STORE_URL (see README).
+and by the settings (INSTAGRAM_GRAPH_URL, INSTAGRAM_MAX_CONCURRENCY, DEDUPE_STORE_URL…).
 
-A POST is checked (size, signature, shape), answered 200 at once, and its items are
-handed to the dialogue worker; the reply to Meta never waits for the model.
+The constructor only stores that configuration. The Graph client, the dialogue worker,
+the outbox and the dedupe store start with the server (Sanic's `before_server_start`)
+and stop with it. A POST is checked (size, signature, shape), answered 200 at once, and
+its items are handed to the dialogue worker; the reply to Meta never waits for the model.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import os
 import re
 import time
 from collections.abc import Awaitable, Callable, Mapping
+from datetime import datetime, timezone
 from typing import Any
 
 from rasa.core.channels.channel import InputChannel, OutputChannel, UserMessage
@@ -27,11 +29,11 @@ from sanic import Blueprint, response
 from sanic.request import Request
 from sanic.response import HTTPResponse
 
+from clinic.application import ClinicApp
 from clinic.audit import hash_id
-from clinic.context import Clinic
-from clinic.patients import note_message
-from clinic.settings import load_settings
-from connectors.dedupe import DedupeStore, dedupe_store_from_environment
+from clinic.settings import Settings, load_settings
+from clinic.templates import load_templates
+from connectors.dedupe import DedupeStore, dedupe_store
 from connectors.dispatch import DialogueWorker
 from connectors.graph_api import GraphApiClient, RetryPolicy
 from connectors.outbox import Outbox, Reply
@@ -47,7 +49,6 @@ from connectors.webhook import (
 
 logger = logging.getLogger(__name__)
 
-ATTACHMENT_REPLY = "I can only read text messages for now."
 # Long enough to ride out a Graph API outage of a minute or two (full-jitter backoff).
 SEND_RETRY_POLICY = RetryPolicy(base=0.5, cap=20.0, max_attempts=14)
 _VARIABLE = re.compile(r"\$\{(\w+)\}")
@@ -101,38 +102,57 @@ class InstagramInput(InputChannel):
             key: _expand(str(credentials.get(key) or f"${{INSTAGRAM_{key.upper()}}}"))
             for key in ("verify_token", "app_secret", "access_token")
         }
-        return cls(**values)
+        return cls(**values, settings=load_settings())
 
-    def __init__(
-        self,
-        verify_token: str,
-        app_secret: str,
-        access_token: str,
-        graph_url: str | None = None,
-        max_concurrency: int | None = None,
-        dedupe: DedupeStore | None = None,
-    ):
-        settings = load_settings()
+    def __init__(self, verify_token: str, app_secret: str, access_token: str, settings: Settings):
         self.verify_token = verify_token
         self.app_secret = app_secret
+        self.access_token = access_token
+        self.settings = settings
+        self.typing_indicator = settings.typing_indicator
         self._id_hash_key = settings.id_hash_key
+        self._attachment_reply = load_templates(settings.templates_path).render("attachment_only")
+        # Started by `start`, when the server starts.
+        self.graph: GraphApiClient | None = None
+        self.dedupe: DedupeStore | None = None
+        self.worker: DialogueWorker[Incoming] | None = None
+        self.outbox: Outbox | None = None
+        self.output: InstagramOutput | None = None
+        self.app: ClinicApp | None = None
+        self._on_new_message: Callable[[UserMessage], Awaitable[Any]] | None = None
+
+    def start(
+        self,
+        on_new_message: Callable[[UserMessage], Awaitable[Any]],
+        app: ClinicApp | None = None,
+        dedupe: DedupeStore | None = None,
+    ) -> None:
+        """Starts the Graph client, the dedupe store, the outbox and the dialogue worker."""
+        settings = self.settings
+        self._on_new_message = on_new_message
+        self.app = app or ClinicApp.from_settings(settings)
         self.graph = GraphApiClient(
-            access_token,
+            self.access_token,
             id_hash_key=settings.id_hash_key,
-            base_url=graph_url or os.environ.get("INSTAGRAM_GRAPH_URL")
-            or "https://graph.instagram.com/v21.0",
+            base_url=settings.graph_url,
             retry_policy=SEND_RETRY_POLICY,
-        )  # fmt: skip
-        concurrency = max_concurrency or int(os.environ.get("INSTAGRAM_MAX_CONCURRENCY", "8"))
-        self.dedupe = dedupe or dedupe_store_from_environment()
-        self.worker: DialogueWorker[Incoming] = DialogueWorker(
-            self._take_turn, key=lambda item: item.sender_id, max_concurrency=concurrency
         )
+        self.dedupe = dedupe or dedupe_store(settings)
         self.outbox = Outbox(self.graph, settings.id_hash_key)
         self.output = InstagramOutput(self.outbox)
-        self.typing_indicator = os.environ.get("INSTAGRAM_TYPING_INDICATOR", "1") != "0"
-        self._on_new_message: Callable[[UserMessage], Awaitable[Any]] | None = None
-        self._clinic: Clinic | None = None
+        self.worker = DialogueWorker(
+            self._take_turn,
+            key=lambda item: item.sender_id,
+            max_concurrency=settings.max_concurrency,
+        )
+        self.worker.start()
+
+    def stop(self) -> None:
+        """Stops the worker and releases the Graph client's threads and connections."""
+        if self.worker is not None:
+            self.worker.stop()
+        if self.graph is not None:
+            self.graph.close()
 
     def wait_idle(self, timeout: float) -> bool:
         """True once every received message is handled and every reply sent."""
@@ -149,9 +169,15 @@ class InstagramInput(InputChannel):
         return self.output
 
     def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Blueprint:
-        self._on_new_message = on_new_message
-        self.worker.start()
         webhook = Blueprint("instagram_webhook", __name__)
+
+        @webhook.listener("before_server_start")
+        async def start(_app: Any, _loop: Any) -> None:
+            self.start(on_new_message)
+
+        @webhook.listener("after_server_stop")
+        async def stop(_app: Any, _loop: Any) -> None:
+            self.stop()
 
         @webhook.get("/")
         async def health(_: Request) -> HTTPResponse:
@@ -207,10 +233,10 @@ class InstagramInput(InputChannel):
             "instagram item processed kind=%s sender=%s", item.kind, self._ref(item.sender_id)
         )
         # Recorded alongside the turn, not before it: the patient is waiting for the reply.
-        noted = asyncio.ensure_future(self._note_message(item.sender_id))
+        noted = asyncio.ensure_future(self._note_message(item.sender_id, item.timestamp))
         try:
             if item.kind == "attachment":
-                self.outbox.put(item.sender_id, Reply(text=ATTACHMENT_REPLY))
+                self.outbox.put(item.sender_id, Reply(text=self._attachment_reply))
                 return
             if self.typing_indicator:
                 self.outbox.put(item.sender_id, Reply(action="typing_on"))
@@ -225,12 +251,11 @@ class InstagramInput(InputChannel):
         finally:
             await noted
 
-    async def _note_message(self, sender_id: str) -> None:
+    async def _note_message(self, sender_id: str, timestamp_ms: int) -> None:
         """Remembers when a known patient last wrote: it opens Instagram's 24-hour window."""
+        at = datetime.fromtimestamp(timestamp_ms / 1000, timezone.utc) if timestamp_ms else None
         try:
-            if self._clinic is None:
-                self._clinic = Clinic.from_environment()
-            await asyncio.to_thread(note_message, self._clinic, sender_id)
+            await asyncio.to_thread(self.app.note_message, sender_id, at or self.app.now())
         except Exception:  # noqa: BLE001 - the conversation goes on without it
             logger.warning("last-message time not recorded sender=%s", self._ref(sender_id))
 

@@ -10,19 +10,20 @@ store when the server starts:
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 from rasa.core.lock_store import InMemoryLockStore, LockStore, RedisLockStore
 from rasa.core.tracker_store import InMemoryTrackerStore, SQLTrackerStore, TrackerStore
 from sqlalchemy.engine import make_url
 
+from clinic.settings import load_settings
+
 
 class TrackerStoreFromEnvironment:
     """`tracker_store: type: connectors.stores.TrackerStoreFromEnvironment`"""
 
     def __new__(cls, domain: Any = None, event_broker: Any = None, **_: Any) -> TrackerStore:
-        url = os.environ.get("TRACKER_STORE_URL")
+        url = load_settings().tracker_store_url
         if not url:
             return InMemoryTrackerStore(domain, event_broker)
         parsed = make_url(url)
@@ -43,7 +44,8 @@ class LockStoreFromEnvironment:
     """`lock_store: type: connectors.stores.LockStoreFromEnvironment`"""
 
     def __new__(cls, **_: Any) -> LockStore:
-        url = os.environ.get("LOCK_STORE_URL")
+        settings = load_settings()
+        url = settings.lock_store_url
         if not url:
             return InMemoryLockStore()
         parsed = make_url(url)
@@ -56,5 +58,5 @@ class LockStoreFromEnvironment:
             username=parsed.username,
             password=parsed.password,
             use_ssl=parsed.drivername == "rediss",
-            key_prefix=os.environ.get("LOCK_STORE_KEY_PREFIX"),
+            key_prefix=settings.lock_store_key_prefix,
         )

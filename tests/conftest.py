@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 
-from actions.runtime import use_clinic
+from clinic.application import ClinicApp
 from clinic.context import Clinic
 from clinic.db import create_database_engine
 from clinic.migrate import upgrade_to_latest
@@ -92,11 +92,9 @@ def build_clinic(url: str, clock: FrozenClock, **settings) -> Clinic:
 
 @pytest.fixture
 def clinic(sqlite_url: str, clock: FrozenClock) -> Iterator[Clinic]:
-    """A clinic on a fresh SQLite database, also installed for the actions."""
+    """A clinic on a fresh SQLite database."""
     built = build_clinic(sqlite_url, clock)
-    use_clinic(built)
     yield built
-    use_clinic(None)
     built.engine.dispose()
 
 
@@ -104,7 +102,18 @@ def clinic(sqlite_url: str, clock: FrozenClock) -> Iterator[Clinic]:
 def any_clinic(database_url: str, clock: FrozenClock) -> Iterator[Clinic]:
     """The same, once on SQLite and once on PostgreSQL."""
     built = build_clinic(database_url, clock)
-    use_clinic(built)
     yield built
-    use_clinic(None)
     built.engine.dispose()
+
+
+@pytest.fixture
+def app(request: pytest.FixtureRequest) -> ClinicApp:
+    """The application the actions are built with, on the test's clinic (`any_clinic`
+    when the test runs on both databases, else `clinic`)."""
+    name = "any_clinic" if "any_clinic" in request.fixturenames else "clinic"
+    return ClinicApp(request.getfixturevalue(name))
+
+
+def unreachable_app(clock: FrozenClock) -> ClinicApp:
+    """An application whose database can't be reached, like during an outage."""
+    return ClinicApp(build_clinic(UNREACHABLE_DATABASE_URL, clock))

@@ -20,3 +20,34 @@ def wait_until(condition: Callable[[], bool], timeout: float, interval: float = 
             return True
         time.sleep(interval)
     return condition()
+
+
+class StatementLog:
+    """The SQL statements and transactions an engine runs while the log is open."""
+
+    def __init__(self, engine):
+        self.engine = engine
+        self.statements: list[str] = []
+        self.transactions = 0
+
+    def __enter__(self) -> StatementLog:
+        from sqlalchemy import event
+
+        event.listen(self.engine, "before_cursor_execute", self._statement)
+        event.listen(self.engine, "begin", self._begin)
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        from sqlalchemy import event
+
+        event.remove(self.engine, "before_cursor_execute", self._statement)
+        event.remove(self.engine, "begin", self._begin)
+
+    def _statement(self, _conn, _cursor, statement, *_args) -> None:
+        self.statements.append(" ".join(statement.split()))
+
+    def _begin(self, _conn) -> None:
+        self.transactions += 1
+
+    def reads_of(self, table: str) -> int:
+        return sum(1 for s in self.statements if s.startswith("SELECT") and f"FROM {table}" in s)

@@ -70,7 +70,8 @@ class Stack:
         port = port or free_port()
         process = self._start(
             f"actions-{port}",
-            [str(BIN / "rasa"), "run", "actions", "--actions", "actions", "--port", str(port)],
+            [str(BIN / "python"), "-m", "actions"],
+            {"ACTION_SERVER_PORT": str(port)},
         )
         url = f"http://127.0.0.1:{port}"
         _wait(lambda: answers(f"{url}/health"), 120, f"action server on {port}", process)

@@ -15,13 +15,13 @@ from actions.booking import (
     ActionStartBooking,
     ValidateBookingForm,
 )
-from actions.runtime import use_clinic
 from clinic.availability import available_slots
 from clinic.booking import book, upcoming
 from clinic.db import transaction
 from clinic.models import Appointment
-from tests.conftest import UNREACHABLE_DATABASE_URL, build_clinic
+from tests.conftest import unreachable_app
 from tests.factories import add_block, add_doctor, add_patient
+from tests.helpers import StatementLog
 from tests.trackers import make_tracker, run, texts
 
 NEW_YORK = ZoneInfo("America/New_York")
@@ -66,15 +66,17 @@ def active_rows(clinic) -> int:
         ("book an appointment", None),
     ],
 )
-def test_the_day_in_the_first_message_is_kept(clinic, text, day):
-    slots, messages = run(ActionStartBooking(), make_tracker(text=text, intent="book_appointment"))
+def test_the_day_in_the_first_message_is_kept(app, clinic, text, day):
+    slots, messages = run(
+        ActionStartBooking(app), make_tracker(text=text, intent="book_appointment")
+    )
     assert slots.get("appointment_day") == day
     assert messages == []
 
 
-def test_a_time_in_the_first_message_is_kept_for_the_day(clinic):
+def test_a_time_in_the_first_message_is_kept_for_the_day(app, clinic):
     slots, _ = run(
-        ActionStartBooking(),
+        ActionStartBooking(app),
         make_tracker(text="book me thursday at 2pm", intent="book_appointment"),
     )
     assert (slots["appointment_day"], slots["preferred_time"]) == ("2026-02-05", "at 2pm")
@@ -89,7 +91,7 @@ def test_a_time_in_the_first_message_is_kept_for_the_day(clinic):
         ("thursday", None, None, []),
     ],
 )
-def test_a_named_free_time_is_chosen_at_once(clinic, value, preferred, chosen, said):
+def test_a_named_free_time_is_chosen_at_once(app, clinic, value, preferred, chosen, said):
     add_doctor(clinic)
     tracker = make_tracker(
         text=value,
@@ -101,25 +103,25 @@ def test_a_named_free_time_is_chosen_at_once(clinic, value, preferred, chosen, s
         },
     )
     tracker.events.append({"event": "slot", "name": "appointment_day", "value": value})
-    slots, messages = run(ValidateBookingForm(), tracker)
+    slots, messages = run(ValidateBookingForm(app), tracker)
     assert slots["appointment_day"] == "2026-02-05"
     assert slots.get("slot_choice") == chosen
     assert texts(messages) == said
 
 
-def test_a_returning_patient_is_recognised_by_the_instagram_id(clinic):
+def test_a_returning_patient_is_recognised_by_the_instagram_id(app, clinic):
     add_patient(clinic, "IG_BACK")
     slots, _ = run(
-        ActionStartBooking(), make_tracker(sender_id="IG_BACK", intent="book_appointment")
+        ActionStartBooking(app), make_tracker(sender_id="IG_BACK", intent="book_appointment")
     )
     assert slots["consent_given"] is True
     new_slots, _ = run(
-        ActionStartBooking(), make_tracker(sender_id="IG_NEW", intent="book_appointment")
+        ActionStartBooking(app), make_tracker(sender_id="IG_NEW", intent="book_appointment")
     )
     assert "consent_given" not in new_slots
 
 
-def test_starting_over_clears_what_a_previous_flow_left(clinic):
+def test_starting_over_clears_what_a_previous_flow_left(app, clinic):
     tracker = make_tracker(
         text="book",
         intent="book_appointment",
@@ -129,17 +131,17 @@ def test_starting_over_clears_what_a_previous_flow_left(clinic):
             "slot_taken": True,
         },
     )
-    slots, _ = run(ActionStartBooking(), tracker)
+    slots, _ = run(ActionStartBooking(app), tracker)
     assert slots == {"slot_choice": None, "offered_slots": None, "slot_taken": None}
 
 
 # --- asking ---------------------------------------------------------------------
 
 
-def test_the_day_question_offers_the_next_days_with_free_slots(clinic):
+def test_the_day_question_offers_the_next_days_with_free_slots(app, clinic):
     doctor = add_doctor(clinic)
     add_block(clinic, at(TUESDAY, 0), at(TUESDAY, 23), doctor)
-    _, (message,) = run(ActionAskAppointmentDay(), make_tracker())
+    _, (message,) = run(ActionAskAppointmentDay(app), make_tracker())
     assert message["text"].startswith("Which day works for you?")
     assert [(b["title"], b["payload"]) for b in message["buttons"]] == [
         ("Mon, Feb 2", "2026-02-02"),
@@ -150,10 +152,10 @@ def test_the_day_question_offers_the_next_days_with_free_slots(clinic):
     ]
 
 
-def test_the_slot_list_is_numbered_with_one_quick_reply_per_slot_at_most_13(clinic):
+def test_the_slot_list_is_numbered_with_one_quick_reply_per_slot_at_most_13(app, clinic):
     add_doctor(clinic)
     tracker = make_tracker(slots={"appointment_day": THURSDAY.isoformat()})
-    slots, (message,) = run(ActionAskSlotChoice(), tracker)
+    slots, (message,) = run(ActionAskSlotChoice(app), tracker)
     lines = message["text"].split("\n")
     assert lines[0] == "Here are the available times for Thu, Feb 5:"
     assert lines[1:4] == ["1. 9:00 AM", "2. 9:30 AM", "3. 10:00 AM"]
@@ -164,11 +166,11 @@ def test_the_slot_list_is_numbered_with_one_quick_reply_per_slot_at_most_13(clin
     assert len(slots["offered_slots"]) == 14
 
 
-def test_a_day_without_free_slots_offers_the_next_day_that_has_some(clinic):
+def test_a_day_without_free_slots_offers_the_next_day_that_has_some(app, clinic):
     add_doctor(clinic)
     saturday = date(2026, 2, 7)
     slots, (message,) = run(
-        ActionAskSlotChoice(), make_tracker(slots={"appointment_day": saturday.isoformat()})
+        ActionAskSlotChoice(app), make_tracker(slots={"appointment_day": saturday.isoformat()})
     )
     assert message["text"].startswith(
         "Sorry, there are no free times on Sat, Feb 7. The next day with free times is Mon, Feb 9:"
@@ -176,10 +178,10 @@ def test_a_day_without_free_slots_offers_the_next_day_that_has_some(clinic):
     assert slots["appointment_day"] == "2026-02-09"
 
 
-def test_after_a_lost_slot_the_list_says_so(clinic):
+def test_after_a_lost_slot_the_list_says_so(app, clinic):
     add_doctor(clinic)
     tracker = make_tracker(slots={"appointment_day": THURSDAY.isoformat(), "slot_taken": True})
-    slots, (message,) = run(ActionAskSlotChoice(), tracker)
+    slots, (message,) = run(ActionAskSlotChoice(app), tracker)
     assert message["text"].startswith(
         "That slot was just taken. Here are available slots for Thu, Feb 5:"
     )
@@ -201,26 +203,26 @@ def test_after_a_lost_slot_the_list_says_so(clinic):
         ("last", 13),
     ],
 )
-def test_slot_answers(clinic, text, index):
+def test_slot_answers(app, clinic, text, index):
     doctor = add_doctor(clinic)
     offered = available_slots(clinic, doctor, THURSDAY)
-    slots, messages = run(ValidateBookingForm(), slot_answer(text, offered))
+    slots, messages = run(ValidateBookingForm(app), slot_answer(text, offered))
     assert slots["slot_choice"] == offered[index].isoformat()
     assert messages == []
 
 
-def test_a_slot_answer_that_matches_nothing_names_the_valid_range(clinic):
+def test_a_slot_answer_that_matches_nothing_names_the_valid_range(app, clinic):
     doctor = add_doctor(clinic)
     offered = available_slots(clinic, doctor, THURSDAY)
-    slots, messages = run(ValidateBookingForm(), slot_answer("the purple one", offered))
+    slots, messages = run(ValidateBookingForm(app), slot_answer("the purple one", offered))
     assert slots["slot_choice"] is None
     assert "a number from 1 to 14 or a time like 9:30 AM" in texts(messages)[0]
 
 
-def test_naming_another_day_while_choosing_a_time_switches_the_day(clinic):
+def test_naming_another_day_while_choosing_a_time_switches_the_day(app, clinic):
     doctor = add_doctor(clinic)
     offered = available_slots(clinic, doctor, THURSDAY)
-    slots, messages = run(ValidateBookingForm(), slot_answer("actually make it friday", offered))
+    slots, messages = run(ValidateBookingForm(app), slot_answer("actually make it friday", offered))
     assert slots["appointment_day"] == "2026-02-06"
     assert slots["slot_choice"] is None and slots["offered_slots"] is None
     assert messages == []
@@ -237,14 +239,14 @@ def test_naming_another_day_while_choosing_a_time_switches_the_day(clinic):
         ("2026-06-30", None, "I can only book up to Fri, Apr 3."),
     ],
 )
-def test_day_answers(clinic, text, expected, message):
+def test_day_answers(app, clinic, text, expected, message):
     tracker = make_tracker(
         text=text,
         intent="give_date_time",
         active_loop="booking_form",
         slots={"requested_slot": "appointment_day"},
     )
-    slots, messages = run(ValidateBookingForm(), tracker)
+    slots, messages = run(ValidateBookingForm(app), tracker)
     assert slots["appointment_day"] == expected
     if message:
         assert texts(messages)[0].startswith(message)
@@ -266,11 +268,11 @@ def booking_tracker(start: datetime, sender_id: str = "IG_TEST_1", **slots):
     )
 
 
-def test_booking_sends_the_promised_confirmation(any_clinic):
+def test_booking_sends_the_promised_confirmation(app, any_clinic):
     add_doctor(any_clinic)
     patient = add_patient(any_clinic)
     # Tomorrow 2 PM: its reminder falls due inside the 24-hour window.
-    slots, messages = run(ActionBookAppointment(), booking_tracker(at(TUESDAY, 14)))
+    slots, messages = run(ActionBookAppointment(app), booking_tracker(at(TUESDAY, 14)))
     assert texts(messages) == [
         "Your appointment is confirmed for Feb 3, 2026 at 2:00 PM. "
         "We'll send a reminder before your visit."
@@ -279,42 +281,42 @@ def test_booking_sends_the_promised_confirmation(any_clinic):
     assert slots["slot_choice"] is None and slots["appointment_day"] is None
 
 
-def test_a_far_appointment_is_confirmed_without_promising_a_reminder(any_clinic):
+def test_a_far_appointment_is_confirmed_without_promising_a_reminder(app, any_clinic):
     add_doctor(any_clinic)
     add_patient(any_clinic)
-    _, messages = run(ActionBookAppointment(), booking_tracker(at(THURSDAY, 9)))
+    _, messages = run(ActionBookAppointment(app), booking_tracker(at(THURSDAY, 9)))
     assert texts(messages)[0].startswith(
         "Your appointment is confirmed for Feb 5, 2026 at 9:00 AM."
     )
     assert "Please save this message" in texts(messages)[0]
 
 
-def test_a_slot_taken_meanwhile_is_offered_again_and_nothing_is_written(any_clinic):
+def test_a_slot_taken_meanwhile_is_offered_again_and_nothing_is_written(app, any_clinic):
     doctor = add_doctor(any_clinic)
     add_patient(any_clinic)
     other = add_patient(any_clinic, "IG_OTHER")
     book(any_clinic, doctor, other.id, at(THURSDAY, 9))
-    slots, messages = run(ActionBookAppointment(), booking_tracker(at(THURSDAY, 9)))
+    slots, messages = run(ActionBookAppointment(app), booking_tracker(at(THURSDAY, 9)))
     assert messages == []
     assert slots == {"slot_choice": None, "slot_taken": True}
     assert active_rows(any_clinic) == 1
 
 
-def test_rescheduling_moves_the_appointment(any_clinic):
+def test_rescheduling_moves_the_appointment(app, any_clinic):
     doctor = add_doctor(any_clinic)
     patient = add_patient(any_clinic)
     old = book(any_clinic, doctor, patient.id, at(THURSDAY, 9))
     tracker = booking_tracker(at(THURSDAY, 15), rescheduling_id=str(old.id))
-    _, messages = run(ActionBookAppointment(), tracker)
+    _, messages = run(ActionBookAppointment(app), tracker)
     assert texts(messages)[0].startswith(
         "Done: your appointment is moved to Feb 5, 2026 at 3:00 PM."
     )
     assert [a.start_at for a in upcoming(any_clinic, patient.id)] == [at(THURSDAY, 15)]
 
 
-def test_a_patient_without_consent_is_not_booked(any_clinic):
+def test_a_patient_without_consent_is_not_booked(app, any_clinic):
     add_doctor(any_clinic)
-    _, messages = run(ActionBookAppointment(), booking_tracker(at(THURSDAY, 9), "IG_STRANGER"))
+    _, messages = run(ActionBookAppointment(app), booking_tracker(at(THURSDAY, 9), "IG_STRANGER"))
     assert texts(messages) == ['I need your consent before I can book. Say "book" to start again.']
     assert active_rows(any_clinic) == 0
 
@@ -322,22 +324,34 @@ def test_a_patient_without_consent_is_not_booked(any_clinic):
 def test_a_database_outage_books_nothing_and_says_try_again(clinic):
     add_doctor(clinic)
     add_patient(clinic)
-    use_clinic(build_clinic(UNREACHABLE_DATABASE_URL, clinic.clock))
-    slots, messages = run(ActionBookAppointment(), booking_tracker(at(THURSDAY, 9)))
+    outage = unreachable_app(clinic.clock)
+    slots, messages = run(ActionBookAppointment(outage), booking_tracker(at(THURSDAY, 9)))
     assert texts(messages) == [
         "Sorry, I can't reach the booking system right now. Please try again in a few minutes."
     ]
-    use_clinic(clinic)
     assert active_rows(clinic) == 0
     assert slots["slot_choice"] is None
 
 
-def test_the_whole_week_is_bookable_in_order(any_clinic):
+def test_the_whole_week_is_bookable_in_order(app, any_clinic):
     """Every listed slot of a day can be booked one after the other."""
     doctor = add_doctor(any_clinic)
     patient = add_patient(any_clinic)
     for start in available_slots(any_clinic, doctor, THURSDAY):
-        _, messages = run(ActionBookAppointment(), booking_tracker(start))
+        _, messages = run(ActionBookAppointment(app), booking_tracker(start))
         assert texts(messages)[0].startswith("Your appointment is confirmed")
     assert available_slots(any_clinic, doctor, THURSDAY) == []
     assert len(upcoming(any_clinic, patient.id)) == 14
+
+
+@pytest.mark.parametrize("moving", [False, True], ids=["book", "reschedule"])
+def test_a_booking_is_one_transaction(app, any_clinic, moving):
+    doctor = add_doctor(any_clinic)
+    patient = add_patient(any_clinic)
+    extra = {}
+    if moving:
+        extra["rescheduling_id"] = str(book(any_clinic, doctor, patient.id, at(THURSDAY, 9)).id)
+    with StatementLog(any_clinic.engine) as log:
+        _, messages = run(ActionBookAppointment(app), booking_tracker(at(THURSDAY, 15), **extra))
+    assert texts(messages)[0].startswith(("Your appointment is confirmed", "Done: your"))
+    assert log.transactions == 1

@@ -13,10 +13,10 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from clinic.booking import book
-from clinic.cli import main
 from clinic.context import Clinic
 from clinic.db import create_database_engine
 from clinic.settings import load_settings
+from entrypoints.cli import main
 from tests.factories import add_patient
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -18,7 +18,7 @@ import pytest
 import requests
 
 from clinic.audit import hash_id
-from clinic.settings import SettingsError
+from clinic.settings import SettingsError, load_settings
 from connectors.fake_graph import FakeGraphApi, FakeResponse
 from connectors.graph_api import (
     GraphApiClient,
@@ -585,17 +585,17 @@ def test_a_slow_send_does_not_block_the_event_loop(
 # --- configuration and logs -----------------------------------------------------------------
 
 
-def test_from_environment(fake: FakeGraphApi) -> None:
-    client = GraphApiClient.from_environment(
-        {"INSTAGRAM_ACCESS_TOKEN": TOKEN, "INSTAGRAM_GRAPH_URL": fake.base_url}
+def test_from_settings(fake: FakeGraphApi) -> None:
+    client = GraphApiClient.from_settings(
+        load_settings({"INSTAGRAM_ACCESS_TOKEN": TOKEN, "INSTAGRAM_GRAPH_URL": fake.base_url})
     )
     try:
         assert client.send_text_blocking(RECIPIENT, TEXT) == ["m_1"]
     finally:
         client.close()
     with pytest.raises(SettingsError, match="INSTAGRAM_ACCESS_TOKEN"):
-        GraphApiClient.from_environment({"INSTAGRAM_GRAPH_URL": fake.base_url})
-    default = GraphApiClient.from_environment({"INSTAGRAM_ACCESS_TOKEN": TOKEN})
+        GraphApiClient.from_settings(load_settings({"INSTAGRAM_GRAPH_URL": fake.base_url}))
+    default = GraphApiClient.from_settings(load_settings({"INSTAGRAM_ACCESS_TOKEN": TOKEN}))
     default.close()
     assert default.base_url == "https://graph.instagram.com/v21.0"
 

@@ -4,12 +4,11 @@ from rasa_sdk import Tracker
 from rasa_sdk.executor import CollectingDispatcher
 
 from actions.greet import ActionGreet
-from actions.runtime import use_clinic
-from tests.conftest import UNREACHABLE_DATABASE_URL, build_clinic
+from tests.conftest import unreachable_app
 from tests.factories import add_patient
 
 
-def run_greet(sender_id: str) -> list[str]:
+def run_greet(app, sender_id: str) -> list[str]:
     tracker = Tracker(
         sender_id=sender_id,
         slots={},
@@ -21,23 +20,22 @@ def run_greet(sender_id: str) -> list[str]:
         latest_action_name="action_listen",
     )
     dispatcher = CollectingDispatcher()
-    events = asyncio.run(ActionGreet().run(dispatcher, tracker, domain={}))
+    events = asyncio.run(ActionGreet(app).run(dispatcher, tracker, domain={}))
     assert events == []
     return [message["text"] for message in dispatcher.messages]
 
 
-def test_new_patient_gets_the_introduction(clinic):
-    (text,) = run_greet("IG_NEW")
+def test_new_patient_gets_the_introduction(app):
+    (text,) = run_greet(app, "IG_NEW")
     assert text.startswith("Hi! I'm the clinic's booking assistant.")
 
 
-def test_returning_patient_is_welcomed_by_first_name(clinic):
+def test_returning_patient_is_welcomed_by_first_name(app, clinic):
     add_patient(clinic, "IG_BACK")
-    (text,) = run_greet("IG_BACK")
+    (text,) = run_greet(app, "IG_BACK")
     assert text.startswith("Welcome back, PATIENT_TEST!")
 
 
 def test_database_outage_still_greets(clinic):
-    use_clinic(build_clinic(UNREACHABLE_DATABASE_URL, clinic.clock))
-    (text,) = run_greet("IG_ANY")
+    (text,) = run_greet(unreachable_app(clinic.clock), "IG_ANY")
     assert text.startswith("Hi! I'm the clinic's booking assistant.")

@@ -13,9 +13,10 @@ from pathlib import Path
 import pytest
 from rasa.core.channels.channel import UserMessage
 
+from clinic.settings import Settings
 from connectors.dedupe import MemoryDedupe, RedisDedupe
 from connectors.fake_graph import FakeGraphApi, FakeResponse
-from connectors.instagram import ATTACHMENT_REPLY, InstagramInput
+from connectors.instagram import InstagramInput
 from connectors.webhook import signature
 from tests.redis_support import REDIS_URL
 
@@ -63,16 +64,14 @@ def make_channel(graph: FakeGraphApi, recorder: Recorder, dedupe=None) -> Instag
         verify_token=VERIFY,
         app_secret=SECRET,
         access_token="test-access-token",
-        graph_url=graph.base_url,
-        dedupe=dedupe or MemoryDedupe(),
+        settings=Settings(graph_url=graph.base_url, typing_indicator=False),
     )
-    channel.typing_indicator = False
     channel._note_message = _no_database  # the channel tests don't need patients
-    channel.blueprint(recorder)
+    channel.start(recorder, app=None, dedupe=dedupe or MemoryDedupe())
     return channel
 
 
-async def _no_database(sender_id: str) -> None:
+async def _no_database(sender_id: str, timestamp_ms: int) -> None:
     return None
 
 
@@ -86,8 +85,7 @@ def channel(graph, recorder) -> Iterator[InstagramInput]:
     built = make_channel(graph, recorder)
     yield built
     settle(built)
-    built.worker.stop()
-    built.graph.close()
+    built.stop()
 
 
 def deliver(channel: InstagramInput, body: bytes, header: str | None = "sign") -> int:
@@ -200,7 +198,10 @@ def test_an_attachment_gets_a_text_only_note_without_reaching_the_bot(channel, r
     graph.wait_for(1)
     assert recorder.messages == []
     assert graph.messages_to("IG_TEST_1") == [
-        {"recipient": {"id": "IG_TEST_1"}, "message": {"text": ATTACHMENT_REPLY}}
+        {
+            "recipient": {"id": "IG_TEST_1"},
+            "message": {"text": "I can only read text messages for now."},
+        }
     ]
 
 
@@ -268,8 +269,7 @@ def test_the_ack_does_not_wait_for_a_busy_dialogue(graph):
         settle(channel)
         assert len(slow.messages) == 5
     finally:
-        channel.worker.stop()
-        channel.graph.close()
+        channel.stop()
 
 
 def test_two_servers_sharing_redis_process_a_redelivery_once(graph, recorder):
@@ -291,8 +291,7 @@ def test_two_servers_sharing_redis_process_a_redelivery_once(graph, recorder):
         assert len(recorder.messages) == 1
     finally:
         for channel in (first, second):
-            channel.worker.stop()
-            channel.graph.close()
+            channel.stop()
 
 
 def test_missing_secrets_are_named_clearly(monkeypatch):

@@ -9,7 +9,6 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from clinic.cli import main as clinic_cli
 from clinic.context import Clinic
 from clinic.db import create_database_engine, transaction
 from clinic.models import Appointment, Patient
@@ -17,6 +16,7 @@ from clinic.settings import Settings
 from clinic.templates import format_when
 from connectors.fake_graph import FakeGraphApi
 from connectors.simulate import delivery, post_delivery
+from entrypoints.cli import main as clinic_cli
 from tests.conftest import TEST_NAME, TEST_PHONE
 from tests.helpers import wait_until
 from tests.servers import ROOT, Stack, running_stack

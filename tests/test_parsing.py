@@ -63,7 +63,7 @@ def test_no_day_is_invented(text):
 
 
 def test_day_month_order_follows_the_region():
-    assert parse_day("2/5", MONDAY, month_first=False) == date(2026, 5, 2)
+    assert parse_day("2/5", MONDAY, date_order="DMY") == date(2026, 5, 2)
 
 
 OFFERED = [

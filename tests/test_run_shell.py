@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from clinic.cli import main as clinic_cli
+from entrypoints.cli import main as clinic_cli
 from tests.helpers import free_port, wait_until
 
 ROOT = Path(__file__).resolve().parent.parent

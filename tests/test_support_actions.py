@@ -25,28 +25,28 @@ from tests.trackers import make_tracker, run, texts
 NEW_YORK = ZoneInfo("America/New_York")
 
 
-def test_stop_during_booking_says_nothing_was_booked_and_clears_the_flow(clinic):
+def test_stop_during_booking_says_nothing_was_booked_and_clears_the_flow(app, clinic):
     events = [
         {"event": "active_loop", "name": "booking_form"},
         {"event": "user", "text": "stop"},
         {"event": "active_loop", "name": None},
     ]
     tracker = make_tracker(text="stop", intent="stop", events=events, slots={"slot_choice": "x"})
-    slots, messages = run(ActionStopFlow(), tracker)
+    slots, messages = run(ActionStopFlow(app), tracker)
     assert texts(messages) == [
         "OK, I've stopped. Nothing was booked or changed. Anything else I can do?"
     ]
     assert slots == {"slot_choice": None}
 
 
-def test_stop_outside_a_flow_is_short(clinic):
-    _, messages = run(ActionStopFlow(), make_tracker(text="stop", intent="stop"))
+def test_stop_outside_a_flow_is_short(app, clinic):
+    _, messages = run(ActionStopFlow(app), make_tracker(text="stop", intent="stop"))
     assert texts(messages) == ["OK. Anything else I can do for you?"]
 
 
-def test_handoff_is_recorded_without_the_instagram_id(clinic):
+def test_handoff_is_recorded_without_the_instagram_id(app, clinic):
     patient = add_patient(clinic, "IG_HELP_ME")
-    _, messages = run(ActionHandoff(), make_tracker(sender_id="IG_HELP_ME"))
+    _, messages = run(ActionHandoff(app), make_tracker(sender_id="IG_HELP_ME"))
     assert "A person from the clinic will reply to you here" in texts(messages)[0]
     with transaction(clinic.engine) as session:
         event = session.scalars(
@@ -56,23 +56,23 @@ def test_handoff_is_recorded_without_the_instagram_id(clinic):
     assert event.recipient_hash and "IG_HELP_ME" not in event.recipient_hash
 
 
-def test_asides_are_answered_and_the_form_carries_on(clinic):
+def test_asides_are_answered_and_the_form_carries_on(app, clinic):
     for intent, start in [
         ("greet", "Hi!"),
         ("bot_challenge", "I'm the clinic's booking assistant, a bot."),
         ("ask_privacy", "We keep only your name and phone number"),
         ("out_of_scope", "Sorry, I can only help with appointments"),
     ]:
-        _, (message,) = run(ActionAnswerAside(), make_tracker(intent=intent))
+        _, (message,) = run(ActionAnswerAside(app), make_tracker(intent=intent))
         assert message["text"].startswith(start)
         assert message["text"].endswith("Let's carry on:")
 
 
-def test_delete_my_data_erases_details_and_cancels_upcoming_appointments(any_clinic):
+def test_delete_my_data_erases_details_and_cancels_upcoming_appointments(app, any_clinic):
     doctor = add_doctor(any_clinic)
     patient = add_patient(any_clinic)
     book(any_clinic, doctor, patient.id, datetime.combine(date(2026, 2, 5), time(9), NEW_YORK))
-    form_slots, _ = run(ValidateDeleteDataForm(), make_tracker(active_loop="delete_data_form"))
+    form_slots, _ = run(ValidateDeleteDataForm(app), make_tracker(active_loop="delete_data_form"))
     assert form_slots == {}  # the question will be asked
     tracker = make_tracker(
         text="yes",
@@ -80,44 +80,44 @@ def test_delete_my_data_erases_details_and_cancels_upcoming_appointments(any_cli
         active_loop="delete_data_form",
         slots={"requested_slot": "delete_confirmed"},
     )
-    form_slots, _ = run(ValidateDeleteDataForm(), tracker)
+    form_slots, _ = run(ValidateDeleteDataForm(app), tracker)
     assert form_slots["delete_confirmed"] is True
-    _, messages = run(ActionDeleteData(), make_tracker(slots={"delete_confirmed": True}))
+    _, messages = run(ActionDeleteData(app), make_tracker(slots={"delete_confirmed": True}))
     assert texts(messages) == [
         "Done: I've deleted your name and phone number and withdrawn your consent. "
         "I've also cancelled your appointment on Feb 5, 2026 at 9:00 AM."
     ]
     assert find_patient(any_clinic, "IG_TEST_1") is None
-    _, messages = run(ActionDeleteData(), make_tracker(slots={"delete_confirmed": True}))
+    _, messages = run(ActionDeleteData(app), make_tracker(slots={"delete_confirmed": True}))
     assert texts(messages) == ["I don't have any details stored for you."]
 
 
-def test_the_deletion_question_says_what_it_erases(clinic):
+def test_the_deletion_question_says_what_it_erases(app, clinic):
     from actions.support import ActionAskDeleteConfirmed
 
-    _, (question,) = run(ActionAskDeleteConfirmed(), make_tracker())
+    _, (question,) = run(ActionAskDeleteConfirmed(app), make_tracker())
     assert question["text"].startswith("This erases your name and phone number")
     assert [b["payload"] for b in question["buttons"]] == ["/affirm", "/deny"]
 
 
-def test_saying_no_keeps_the_data(clinic):
+def test_saying_no_keeps_the_data(app, clinic):
     add_patient(clinic)
-    _, messages = run(ActionDeleteData(), make_tracker(slots={"delete_confirmed": False}))
+    _, messages = run(ActionDeleteData(app), make_tracker(slots={"delete_confirmed": False}))
     assert texts(messages) == ["OK, I've kept your details."]
     patient = find_patient(clinic, "IG_TEST_1")
     assert (patient.name, patient.phone) == (TEST_NAME, TEST_PHONE)
 
 
-def test_nothing_stored_means_no_question(clinic):
-    form_slots, _ = run(ValidateDeleteDataForm(), make_tracker(active_loop="delete_data_form"))
+def test_nothing_stored_means_no_question(app, clinic):
+    form_slots, _ = run(ValidateDeleteDataForm(app), make_tracker(active_loop="delete_data_form"))
     assert form_slots == {"requested_slot": None}
 
 
-def test_a_message_not_understood_offers_a_booking_on_the_day_it_names(clinic):
+def test_a_message_not_understood_offers_a_booking_on_the_day_it_names(app, clinic):
     from actions.support import ActionHelpAfterFallback
 
     tracker = make_tracker(text="could i pop in thursday at 2:30pm", intent="nlu_fallback")
-    _, (message,) = run(ActionHelpAfterFallback(), tracker)
+    _, (message,) = run(ActionHelpAfterFallback(app), tracker)
     assert message["text"].startswith("Sorry, I didn't quite get that.")
     assert [(b["title"], b["payload"]) for b in message["buttons"]] == [
         (
@@ -127,11 +127,11 @@ def test_a_message_not_understood_offers_a_booking_on_the_day_it_names(clinic):
         ("My appointments", "/view_appointment"),
         ("Talk to a person", "/human_handoff"),
     ]
-    _, (plain,) = run(ActionHelpAfterFallback(), make_tracker(text="hmm", intent="nlu_fallback"))
+    _, (plain,) = run(ActionHelpAfterFallback(app), make_tracker(text="hmm", intent="nlu_fallback"))
     assert plain["buttons"][0] == {"title": "Book a visit", "payload": "/book_appointment"}
 
 
-def test_a_booking_quick_reply_carries_its_day_and_time(clinic):
+def test_a_booking_quick_reply_carries_its_day_and_time(app, clinic):
     from actions.booking import ActionStartBooking
 
     tracker = make_tracker(
@@ -142,5 +142,5 @@ def test_a_booking_quick_reply_carries_its_day_and_time(clinic):
         {"entity": "appointment_day", "value": "2026-02-05"},
         {"entity": "preferred_time", "value": "2:30pm"},
     ]
-    slots, _ = run(ActionStartBooking(), tracker)
+    slots, _ = run(ActionStartBooking(app), tracker)
     assert (slots["appointment_day"], slots["preferred_time"]) == ("2026-02-05", "2:30pm")

@@ -1,4 +1,4 @@
-"""`python -m clinic`: the staff's command line."""
+"""`python -m clinic`: the staff's command line (see clinic/__main__.py)."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from datetime import date, datetime, time
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, select
+from sqlalchemy.engine import make_url
 
 from clinic.calendar_feed import doctor_calendar
 from clinic.context import Clinic
@@ -19,9 +20,18 @@ from clinic.errors import ClinicError
 from clinic.migrate import upgrade_to_latest
 from clinic.models import BOOKED, Appointment, BlockedTime, Doctor, WorkingHours
 from clinic.reminders import send_due_reminders
-from clinic.settings import SettingsError, load_settings
+from clinic.settings import (
+    Settings,
+    SettingsError,
+    load_settings,
+    shell_exports,
+    value_of,
+    variables,
+)
 from clinic.slots import day_bounds
 from clinic.templates import WEEKDAYS, TemplateError, format_when, load_templates
+from connectors.graph_api import GraphApiClient
+from connectors.reminder_sender import graph_sender
 
 DEMO_DOCTOR = "Dr. Demo"
 
@@ -31,6 +41,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         settings = load_settings()
+        if args.command == "settings":
+            return print_settings(settings, args)
         if args.command == "init":
             upgrade_to_latest(settings.database_url)
             print("Database schema is up to date.")
@@ -46,6 +58,11 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m clinic", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("init", help="create or upgrade the database schema")
+
+    settings = commands.add_parser("settings", help="the settings in effect (secrets hidden)")
+    settings.add_argument(
+        "--export", nargs="+", metavar="NAME", help="shell `export` lines for these variables"
+    )
 
     seed = commands.add_parser("seed", help="add demo data")
     seed.add_argument("--demo", action="store_true", required=True, help="one demo doctor")
@@ -208,10 +225,7 @@ def add_block(clinic: Clinic, args: argparse.Namespace) -> int:
 
 def send_reminders(clinic: Clinic, args: argparse.Namespace) -> int:
     """Sends due reminders through Instagram (INSTAGRAM_ACCESS_TOKEN), once or in a loop."""
-    from connectors.graph_api import GraphApiClient
-    from connectors.reminder_sender import graph_sender
-
-    client = GraphApiClient.from_environment()
+    client = GraphApiClient.from_settings(clinic.settings)
     texts = load_templates(clinic.settings.templates_path)
     render = lambda start, zone: texts.render("reminder", when=format_when(start, zone))  # noqa: E731
     try:
@@ -227,6 +241,25 @@ def send_reminders(clinic: Clinic, args: argparse.Namespace) -> int:
             clock.sleep(args.interval)
     finally:
         client.close()
+
+
+def print_settings(settings: Settings, args: argparse.Namespace) -> int:
+    """Every setting with its value (secrets and passwords hidden), or `export` lines."""
+    if args.export:
+        print(shell_exports(settings, args.export))
+        return 0
+    for variable in variables():
+        name = variable.metadata["env"]
+        print(f"{name}={_shown(name, value_of(settings, name))}\t# {variable.metadata['meaning']}")
+    return 0
+
+
+def _shown(name: str, value: str) -> str:
+    if value and name.endswith(("_TOKEN", "_SECRET", "_HASH_KEY")):
+        return "(set)"
+    if value and name.endswith("_URL") and "@" in value:
+        return make_url(value).render_as_string(hide_password=True)
+    return value
 
 
 def print_calendar(clinic: Clinic, args: argparse.Namespace) -> int:
