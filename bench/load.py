@@ -1,7 +1,7 @@
 """Load test: N new patients book through signed webhooks on a production-shaped stack.
 
-2 rasa replicas (Instagram channel, PostgreSQL tracker store, Redis lock and dedupe
-stores) + 2 action servers + PostgreSQL + the fake Graph API, on this machine.
+2 rasa replicas (Instagram channel with its durable inbox and outbox, PostgreSQL tracker
+store, Redis lock store) + 2 action servers + PostgreSQL + the fake Graph API, on this machine.
 Each patient: "book" -> yes -> name -> phone -> taps a day -> picks a time, each
 message to either replica (round robin, like a load balancer). Half of them race
 for the same popular slots (first day, first time); the others pick at random.
@@ -91,7 +91,7 @@ class Load:
             consent = await self.turn(session, sender, "I'd like to book an appointment")
             await self.turn(session, sender, "yes", consent["quick_replies"][0]["payload"])
             await self.turn(session, sender, "PATIENT_TEST")
-            days = await self.turn(session, sender, "+10000000000")
+            days = await self.turn(session, sender, "+1 202 555 0143")
             day = days["quick_replies"][0 if racer else rng.randrange(len(days["quick_replies"]))]
             slots = await self.turn(session, sender, day["title"], day["payload"])
             for _ in range(30):

@@ -1,10 +1,14 @@
 """Ack and turn latency: our Instagram channel vs Rasa's facebook and REST channels.
 
-One rasa server (same model, same run) serves all three channels; replies go to the
-fake Graph API on loopback. Measured per channel, rounds interleaved:
-- ack latency: time until the webhook POST is answered, at 1 and 20 concurrent senders;
-- turn latency: message in -> reply out (for Instagram: the DM at the fake Graph API;
-  for REST: the HTTP answer, which carries the reply, the no-overhead floor).
+Two stacks run side by side, one on SQLite and one on PostgreSQL (the database of the
+clinic and of the channel's durable inbox and outbox); in each, one rasa server (same model)
+serves all three channels, with one action server; replies go to the fake Graph API on
+loopback. Rounds interleave backends, channels and concurrency:
+- ack latency: time until the webhook POST is answered (ours commits the messages to the
+  inbox first), at 1 and 20 concurrent senders;
+- turn latency: message in -> reply out, at 1 and 20 concurrent senders (for Instagram: the
+  DM at the fake Graph API; for REST: the HTTP answer, which carries the reply: the
+  no-overhead floor).
 Run: .venv/bin/python bench/webhook.py [--messages N] [--rounds N]
 """
 
@@ -14,12 +18,17 @@ import argparse
 import asyncio
 import hashlib
 import hmac
+import itertools
 import json
+import os
 import statistics
 import sys
 import tempfile
 import time
 import uuid
+from collections import defaultdict
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -30,6 +39,7 @@ from connectors.fake_graph import FakeGraphApi  # noqa: E402
 from connectors.simulate import delivery  # noqa: E402
 from connectors.webhook import SIGNATURE_HEADER, signature  # noqa: E402
 from entrypoints.cli import main as clinic_cli  # noqa: E402
+from tests.databases import temporary_postgres_database  # noqa: E402
 from tests.servers import running_stack  # noqa: E402
 
 SECRET = "bench-secret"
@@ -102,30 +112,41 @@ def _replies(graph: FakeGraphApi) -> int:
     return sum(1 for r in graph.delivered if "message" in (r.body or {}))
 
 
-async def instagram_turns(rasa: str, graph: FakeGraphApi, count: int) -> list[float]:
-    """Webhook sent -> reply received by the fake Graph API (its own arrival timestamp)."""
+async def instagram_turns(rasa: str, graph: FakeGraphApi, senders: int, count: int) -> list[float]:
+    """Webhook sent -> reply received by the fake Graph API (its own arrival timestamp), for
+    `senders` patients at once, each sending `count` messages one after the other."""
     url = f"{rasa}/webhooks/instagram/webhook"
-    sender = f"BENCH_TURN_{uuid.uuid4().hex[:6]}"
-    latencies = []
-    async with aiohttp.ClientSession() as session:
+    run_id = uuid.uuid4().hex[:6]
+
+    async def patient(number: int, session: aiohttp.ClientSession) -> list[float]:
+        sender = f"BENCH_TURN_{run_id}_{number}"
+        latencies = []
         for _ in range(count):
             seen = len(graph.messages_to(sender))
             started = time.monotonic()
             await post(session, url, *instagram_delivery(sender, "hi"))
             while len(graph.messages_to(sender)) <= seen:
-                await asyncio.sleep(0.005)
-            reply = graph.deliveries_to(sender)[seen]
-            latencies.append(reply.time - started)
-    return latencies
+                await asyncio.sleep(0.002)
+            latencies.append(graph.deliveries_to(sender)[seen].time - started)
+        return latencies
 
-
-async def rest_turns(rasa: str, count: int) -> list[float]:
-    url = f"{rasa}/webhooks/rest/webhook"
-    sender = f"BENCH_REST_{uuid.uuid4().hex[:6]}"
     async with aiohttp.ClientSession() as session:
-        body = json.dumps({"sender": sender, "message": "hi"}).encode()
-        headers = {"Content-Type": "application/json"}
+        results = await asyncio.gather(*(patient(n, session) for n in range(senders)))
+    return [latency for one in results for latency in one]
+
+
+async def rest_turns(rasa: str, senders: int, count: int) -> list[float]:
+    url = f"{rasa}/webhooks/rest/webhook"
+    run_id = uuid.uuid4().hex[:6]
+    headers = {"Content-Type": "application/json"}
+
+    async def patient(number: int, session: aiohttp.ClientSession) -> list[float]:
+        body = json.dumps({"sender": f"BENCH_REST_{run_id}_{number}", "message": "hi"}).encode()
         return [await post(session, url, body, headers) for _ in range(count)]
+
+    async with aiohttp.ClientSession() as session:
+        results = await asyncio.gather(*(patient(n, session) for n in range(senders)))
+    return [latency for one in results for latency in one]
 
 
 def pct(values: list[float], fraction: float) -> float:
@@ -133,59 +154,74 @@ def pct(values: list[float], fraction: float) -> float:
     return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))] * 1000
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--messages", type=int, default=5, help="per sender and round")
-    parser.add_argument("--rounds", type=int, default=3)
-    args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as folder, FakeGraphApi() as graph:
-        folder_path = Path(folder)
-        credentials = folder_path / "credentials.yml"
-        credentials.write_text(CREDENTIALS)
-        database_url = f"sqlite:///{folder_path / 'bench.db'}"
-        import os
-
+@contextmanager
+def stack_on(backend: str, folder: Path, graph: FakeGraphApi) -> Iterator[str]:
+    """An action server and a rasa server with the three channels on `backend`; its URL."""
+    with ExitStack() as resources:
+        if backend == "postgres":
+            database_url = resources.enter_context(temporary_postgres_database("clinic_bench"))
+        else:
+            database_url = f"sqlite:///{folder / 'bench.db'}"
         os.environ["DATABASE_URL"] = database_url
         clinic_cli(["init"]), clinic_cli(["seed", "--demo"])
+        credentials = folder / "credentials.yml"
+        credentials.write_text(CREDENTIALS)
         patch = Path(__file__).resolve().parent / "facebook_graph"
         env = {
             "INSTAGRAM_GRAPH_URL": graph.base_url,
             "INSTAGRAM_TYPING_INDICATOR": "0",
             "BENCH_FACEBOOK_GRAPH_URL": graph.base_url.rsplit("/", 1)[0] + "/v2.12",
         }
-        with running_stack(database_url, folder_path, **env) as stack:
-            stack.env["PYTHONPATH"] = f"{patch}:{stack.env['PYTHONPATH']}"
-            stack.start_action_server()
-            rasa = stack.start_rasa(
-                credentials=credentials, api=False, ready_path="/webhooks/instagram/"
-            )
-            asyncio.run(rest_turns(rasa, 5))  # warm-up
-            acks: dict[tuple[str, int], list[float]] = {}
-            turns: dict[str, list[float]] = {"instagram": [], "rest": []}
-            for _ in range(args.rounds):
-                for senders in (1, 20):
-                    for channel in ("instagram", "facebook"):
-                        key = (channel, senders)
-                        acks.setdefault(key, []).extend(
-                            asyncio.run(ack_latencies(rasa, channel, senders, args.messages, graph))
-                        )
-                turns["instagram"] += asyncio.run(instagram_turns(rasa, graph, args.messages * 2))
-                turns["rest"] += asyncio.run(rest_turns(rasa, args.messages * 2))
-    print(f"ack latency (ms), {args.rounds} rounds x {args.messages} messages per sender")
-    for senders in (1, 20):
-        ours, theirs = acks[("instagram", senders)], acks[("facebook", senders)]
-        print(
-            f"  {senders:>2} senders: instagram p50 {pct(ours, 0.5):7.1f}"
-            f" p99 {pct(ours, 0.99):7.1f}"
-            f" | facebook p50 {pct(theirs, 0.5):7.1f} p99 {pct(theirs, 0.99):7.1f}"
-            f" | p99 ratio {pct(theirs, 0.99) / pct(ours, 0.99):6.1f}x"
+        stack = resources.enter_context(running_stack(database_url, folder, **env))
+        stack.env["PYTHONPATH"] = f"{patch}:{stack.env['PYTHONPATH']}"
+        stack.start_action_server()
+        rasa = stack.start_rasa(
+            credentials=credentials, api=False, ready_path="/webhooks/instagram/"
         )
-    ig, rest = turns["instagram"], turns["rest"]
-    print(
-        f"turn latency (ms), 1 sender: instagram p50 {pct(ig, 0.5):.1f} p99 {pct(ig, 0.99):.1f}"
-        f" | rest p50 {pct(rest, 0.5):.1f} p99 {pct(rest, 0.99):.1f}"
-        f" | p50 ratio {statistics.median(ig) / statistics.median(rest):.2f}x"
-    )
+        asyncio.run(rest_turns(rasa, 1, 5))  # warm-up
+        asyncio.run(instagram_turns(rasa, graph, 1, 5))
+        yield rasa
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--messages", type=int, default=5, help="per sender and round")
+    parser.add_argument("--rounds", type=int, default=3)
+    args = parser.parse_args()
+    backends = ("sqlite", "postgres")
+    acks: dict[tuple, list[float]] = defaultdict(list)
+    turns: dict[tuple, list[float]] = defaultdict(list)
+    with ExitStack() as resources:
+        graph = resources.enter_context(FakeGraphApi())
+        servers = {}
+        for backend in backends:
+            folder = Path(resources.enter_context(tempfile.TemporaryDirectory()))
+            servers[backend] = resources.enter_context(stack_on(backend, folder, graph))
+        for _ in range(args.rounds):
+            for backend, senders in itertools.product(backends, (1, 20)):
+                rasa = servers[backend]
+                for channel in ("instagram", "facebook"):
+                    acks[backend, channel, senders] += asyncio.run(
+                        ack_latencies(rasa, channel, senders, args.messages, graph)
+                    )
+                turns[backend, "instagram", senders] += asyncio.run(
+                    instagram_turns(rasa, graph, senders, args.messages)
+                )
+                turns[backend, "rest", senders] += asyncio.run(
+                    rest_turns(rasa, senders, args.messages)
+                )
+    print(f"{args.rounds} rounds x {args.messages} messages per sender, times in ms")
+    for backend, senders in itertools.product(backends, (1, 20)):
+        ours, theirs = acks[backend, "instagram", senders], acks[backend, "facebook", senders]
+        ig, rest = turns[backend, "instagram", senders], turns[backend, "rest", senders]
+        print(
+            f"{backend:>8} {senders:>2} senders | ack: instagram p50 {pct(ours, 0.5):6.1f}"
+            f" p99 {pct(ours, 0.99):6.1f}, facebook p50 {pct(theirs, 0.5):7.1f}"
+            f" p99 {pct(theirs, 0.99):7.1f}"
+            f" | turn: instagram p50 {pct(ig, 0.5):6.1f} p99 {pct(ig, 0.99):6.1f},"
+            f" rest p50 {pct(rest, 0.5):6.1f} p99 {pct(rest, 0.99):6.1f},"
+            f" p50 ratio {statistics.median(ig) / statistics.median(rest):.2f}x"
+        )
 
 
 if __name__ == "__main__":

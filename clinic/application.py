@@ -33,7 +33,6 @@ from clinic.patients import (
     details_in,
     normalize_name,
     normalize_phone,
-    note_message,
     patient_by_instagram_id,
     update_details,
     withdraw_in,
@@ -142,10 +141,6 @@ class ClinicApp:
             if patient is None:
                 return None
             return withdraw_in(session, self.clinic, patient)
-
-    def note_message(self, instagram_id: str, at: datetime) -> None:
-        """The patient wrote at `at`: it opens Instagram's 24-hour window for reminders."""
-        note_message(self.clinic, instagram_id, at)
 
     def request_handoff(self, instagram_id: str) -> None:
         with transaction(self.clinic.engine) as session:

@@ -54,6 +54,13 @@ def reschedule_in(
     session: Session, clinic: Clinic, appointment_id: int, patient_id: int, new_start: datetime
 ) -> Appointment:
     """`reschedule` inside the caller's transaction (wrap it in `conflicts_as_slot_taken`)."""
+    held = held_appointment(session, patient_id, new_start)
+    if (
+        held is not None
+        and held.id != appointment_id
+        and _cancelled_own(session, appointment_id, patient_id)
+    ):
+        return held  # moved already (a turn re-run after a crash)
     old = own_active_appointment(session, appointment_id, patient_id)
     mark_cancelled(session, clinic, old)
     session.flush()
@@ -117,6 +124,9 @@ def insert_booking(
     patient = session.get(Patient, patient_id)
     if patient is None or not patient.has_consented:
         raise NotConsentedError("the patient has not granted consent")
+    held = held_appointment(session, patient_id, start, doctor_id)
+    if held is not None:
+        return held  # the same request again (a turn re-run after a crash): the same booking
     slot_length = timedelta(minutes=doctor.slot_minutes)
     local_day = start.astimezone(ZoneInfo(doctor.timezone)).date()
     if start not in slots_in_session(session, clinic, doctor, local_day):
@@ -142,6 +152,29 @@ def insert_booking(
         doctor_id=doctor_id,
     )
     return appointment
+
+
+def _cancelled_own(session: Session, appointment_id: int, patient_id: int) -> bool:
+    appointment = session.get(Appointment, appointment_id)
+    return (
+        appointment is not None
+        and appointment.patient_id == patient_id
+        and appointment.status == CANCELLED
+    )
+
+
+def held_appointment(
+    session: Session, patient_id: int, start: datetime, doctor_id: int | None = None
+) -> Appointment | None:
+    """The patient's active appointment that starts at `start` (with `doctor_id`), if any."""
+    query = select(Appointment).where(
+        Appointment.patient_id == patient_id,
+        Appointment.start_at == start.astimezone(timezone.utc),
+        Appointment.status == BOOKED,
+    )
+    if doctor_id is not None:
+        query = query.where(Appointment.doctor_id == doctor_id)
+    return session.scalars(query.limit(1)).first()
 
 
 def own_active_appointment(session: Session, appointment_id: int, patient_id: int) -> Appointment:

@@ -11,6 +11,7 @@ from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.future import create_engine
 from sqlalchemy.orm import Session
+from sqlalchemy.pool import QueuePool
 
 from clinic.errors import DatabaseUnavailableError
 
@@ -24,7 +25,11 @@ def create_database_engine(url: str, **options) -> Engine:
         return create_engine(url, pool_pre_ping=True, **options)
     if parsed.database and parsed.database != ":memory:":
         Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-    engine = create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_SECONDS}, **options)
+        # SQLAlchemy 1.4 opens a file database anew for every transaction (NullPool), and
+        # closing the last connection of a WAL database checkpoints it: keep a few open.
+        options.setdefault("poolclass", QueuePool)
+    connect_args = {"timeout": SQLITE_BUSY_TIMEOUT_SECONDS, "check_same_thread": False}
+    engine = create_engine(url, connect_args=connect_args, **options)
     event.listen(engine, "connect", _configure_sqlite_connection)
     return engine
 

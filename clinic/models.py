@@ -6,6 +6,7 @@ from datetime import datetime, timezone
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     CheckConstraint,
     Column,
     DateTime,
@@ -195,4 +196,77 @@ class Notification(Base):
     __table_args__ = (
         UniqueConstraint("appointment_id", "kind", name="uq_notifications_appointment_kind"),
         Index("ix_notifications_status", "status"),
+    )
+
+
+INBOX_PENDING = "pending"  # waiting, or claimed under a lease by a worker
+INBOX_DONE = "done"
+INBOX_FAILED = "failed"  # its turns kept failing; kept for staff, never retried
+OUTBOX_PENDING = "pending"  # waiting, or being sent under a lease
+OUTBOX_SENT = "sent"
+OUTBOX_FAILED = "failed"  # a dead letter: refused by Graph, or out of retries
+
+
+class InboxMessage(Base):
+    """A patient's message, committed before Meta gets its 200 (docs/delivery.md)."""
+
+    __tablename__ = "inbox_messages"
+
+    id = Column(Integer, primary_key=True)
+    mid = Column(String(255), nullable=False, unique=True)  # Meta's id: the dedupe
+    sender_id = Column(String(64), nullable=False)
+    sent_at_ms = Column(BigInteger, nullable=False)  # Meta's timestamp: the order
+    kind = Column(String(16), nullable=False)
+    message_text = Column("text", Text, nullable=True)  # erased once the message is handled
+    status = Column(String(16), nullable=False, default=INBOX_PENDING)
+    attempts = Column(Integer, nullable=False, default=0)
+    lease_owner = Column(String(128), nullable=True)
+    lease_until = Column(UTCDateTime, nullable=True)
+    not_before = Column(UTCDateTime, nullable=True)  # a failed turn waits to be tried again
+    received_at = Column(UTCDateTime, nullable=False)
+    done_at = Column(UTCDateTime, nullable=True)
+
+    __table_args__ = (
+        Index(
+            "ix_inbox_pending",
+            "sender_id",
+            "sent_at_ms",
+            "id",
+            sqlite_where=text("status = 'pending'"),
+            postgresql_where=text("status = 'pending'"),
+        ),
+        Index("ix_inbox_sender", "sender_id"),
+        Index("ix_inbox_received", "received_at"),
+    )
+
+
+class OutboxMessage(Base):
+    """A reply, committed before it is sent and marked once Graph accepted it."""
+
+    __tablename__ = "outbox_messages"
+
+    id = Column(Integer, primary_key=True)
+    recipient_id = Column(String(64), nullable=False)
+    inbox_mid = Column(String(255), nullable=False)  # the message it answers
+    seq = Column(Integer, nullable=False)  # its place among the answers to that message
+    body = Column(JSON(none_as_null=True), nullable=True)  # the Graph `message`; erased when sent
+    status = Column(String(16), nullable=False, default=OUTBOX_PENDING)
+    attempts = Column(Integer, nullable=False, default=0)
+    lease_owner = Column(String(128), nullable=True)
+    lease_until = Column(UTCDateTime, nullable=True)
+    not_before = Column(UTCDateTime, nullable=True)
+    error = Column(String(64), nullable=True)  # why it failed: a kind and codes, no text
+    created_at = Column(UTCDateTime, nullable=False)
+    sent_at = Column(UTCDateTime, nullable=True)
+
+    __table_args__ = (
+        UniqueConstraint("inbox_mid", "seq", name="uq_outbox_answer"),
+        Index(
+            "ix_outbox_pending",
+            "recipient_id",
+            "id",
+            sqlite_where=text("status = 'pending'"),
+            postgresql_where=text("status = 'pending'"),
+        ),
+        Index("ix_outbox_status_created", "status", "created_at"),
     )

@@ -7,7 +7,8 @@ import unicodedata
 from datetime import datetime
 
 import phonenumbers
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, text, update
+from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -16,7 +17,13 @@ from clinic.booking import cancel_upcoming
 from clinic.context import Clinic
 from clinic.db import transaction
 from clinic.errors import InvalidNameError, InvalidPhoneError, NotConsentedError
-from clinic.models import CONSENT_GRANTED, CONSENT_WITHDRAWN, Appointment, Patient
+from clinic.models import (
+    CONSENT_GRANTED,
+    CONSENT_WITHDRAWN,
+    Appointment,
+    Patient,
+    UTCDateTime,
+)
 
 NAME_MAX_LENGTH = 100
 PHONE_MAX_LENGTH = 40
@@ -145,16 +152,19 @@ def withdraw_in(session: Session, clinic: Clinic, patient: Patient) -> list[Appo
 def note_message(clinic: Clinic, instagram_id: str, at: datetime | None = None) -> None:
     """Remembers when a known patient last wrote (it opens Instagram's 24-hour window)."""
     with transaction(clinic.engine) as session:
-        at = at or clinic.now()
-        session.execute(
-            update(Patient)
-            .where(
-                Patient.instagram_id == instagram_id,
-                Patient.last_message_at.is_(None) | (Patient.last_message_at < at),
-            )
-            .values(last_message_at=at)
-            .execution_options(synchronize_session=False)
-        )
+        note_message_in(session, instagram_id, at or clinic.now())
+
+
+# Run on every message the channel stores, so written out once.
+_SQL_NOTE_MESSAGE = text(
+    "UPDATE patients SET last_message_at = :at WHERE instagram_id = :instagram_id "
+    "AND (last_message_at IS NULL OR last_message_at < :at)"
+).bindparams(bindparam("at", type_=UTCDateTime()))
+
+
+def note_message_in(connection: Session | Connection, instagram_id: str, at: datetime) -> None:
+    """`note_message` in the caller's transaction; the time only ever moves forward."""
+    connection.execute(_SQL_NOTE_MESSAGE, {"instagram_id": instagram_id, "at": at})
 
 
 def normalize_name(raw: str) -> str:

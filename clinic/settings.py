@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import shlex
+import socket
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import Field, dataclass, field, fields
 from datetime import timedelta
@@ -141,7 +142,25 @@ class Settings:
     typing_indicator: bool = _variable(
         "INSTAGRAM_TYPING_INDICATOR", True, "0 stops the typing indicator", _flag
     )
-    # Rasa's stores and the channel's memory of message ids
+    # Delivery: the channel's durable inbox and outbox (docs/delivery.md)
+    replica_id: str | None = _variable(
+        "REPLICA_ID",
+        None,
+        "this rasa server's name in the inbox's leases (default: host name and RASA_PORT)",
+    )
+    lease_seconds: int = _variable(
+        "INBOX_LEASE_SECONDS", 15, "how long a dead server's messages wait for another", _whole
+    )
+    max_pending: int = _variable(
+        "INBOX_MAX_PENDING", 1000, "messages waiting before webhooks get 503", _whole
+    )
+    shutdown_grace_seconds: int = _variable(
+        "SHUTDOWN_GRACE_SECONDS", 20, "how long a stopping server finishes its turns", _whole
+    )
+    outbox_retry_seconds: int = _variable(
+        "OUTBOX_RETRY_SECONDS", 180, "how long a reply is retried before it is failed", _whole
+    )
+    # Rasa's stores
     tracker_store_url: str | None = _variable(
         "TRACKER_STORE_URL", None, "Rasa's SQL tracker store (default: in memory)"
     )
@@ -150,12 +169,6 @@ class Settings:
     )
     lock_store_key_prefix: str | None = _variable(
         "LOCK_STORE_KEY_PREFIX", None, "Redis key prefix of the lock store (default: Rasa's)"
-    )
-    dedupe_store_url: str | None = _variable(
-        "DEDUPE_STORE_URL", None, "where message ids are remembered (default: LOCK_STORE_URL)"
-    )
-    dedupe_key_prefix: str = _variable(
-        "DEDUPE_KEY_PREFIX", "clinic-dm:mid:", "Redis key prefix of message ids"
     )
 
     def __post_init__(self) -> None:
@@ -169,20 +182,13 @@ class Settings:
         if self.action_server_url is None:
             url = f"http://localhost:{self.action_server_port}/webhook"
             object.__setattr__(self, "action_server_url", url)
+        if self.replica_id is None:
+            object.__setattr__(self, "replica_id", f"{socket.gethostname()}:{self.rasa_port}")
 
     @property
     def zone(self) -> ZoneInfo:
         """The one display zone: every time a patient or staff member reads is in it."""
         return ZoneInfo(self.timezone)
-
-    @property
-    def dedupe_url(self) -> str | None:
-        """DEDUPE_STORE_URL, else the lock store's Redis (replicas must share it)."""
-        if self.dedupe_store_url:
-            return self.dedupe_store_url
-        if (self.lock_store_url or "").startswith(("redis://", "rediss://")):
-            return self.lock_store_url
-        return None
 
 
 def default_date_order(zone_name: str) -> str:

@@ -110,7 +110,7 @@ class RetriesExhaustedError(SendError):
     """Every attempt was throttled or failed to get an answer."""
 
     def __init__(self, last_outcome: Throttled | Unavailable, attempts: int):
-        super().__init__(f"gave up after {attempts} attempts: {_describe(last_outcome)}")
+        super().__init__(f"gave up after {attempts} attempts: {describe(last_outcome)}")
         self.last_outcome = last_outcome
         self.attempts = attempts
 
@@ -386,6 +386,12 @@ class GraphApiClient:
             self._sleep(self._delay_before_retry(body, outcome, attempt))
             attempt += 1
 
+    async def attempt(self, body: Body) -> Outcome:
+        """One attempt in the client's threads; the caller decides about retries (the
+        durable outbox keeps its own schedule, across restarts)."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, self.post_once, body)
+
     async def deliver(self, body: Body) -> str | None:
         """Like `deliver_blocking`, but each attempt runs in the client's threads and the waits
         are `asyncio` sleeps: the event loop is never blocked and no thread sleeps."""
@@ -445,7 +451,7 @@ class GraphApiClient:
         if isinstance(outcome, Rejected):
             logger.warning(
                 "graph send failed: %s attempt=%d recipient=%s, not retried",
-                _describe(outcome),
+                describe(outcome),
                 attempt,
                 recipient,
             )
@@ -453,7 +459,7 @@ class GraphApiClient:
         if attempt >= self.retry_policy.max_attempts:
             logger.error(
                 "graph send gave up: %s attempt=%d recipient=%s",
-                _describe(outcome),
+                describe(outcome),
                 attempt,
                 recipient,
             )
@@ -461,7 +467,7 @@ class GraphApiClient:
         delay = self.retry_policy.delay(attempt, outcome.retry_after, self._rng)
         logger.warning(
             "graph send failed: %s attempt=%d recipient=%s, retry in %.2f s",
-            _describe(outcome),
+            describe(outcome),
             attempt,
             recipient,
             delay,
@@ -474,7 +480,7 @@ class GraphApiClient:
         return hash_id(str(raw_id), self._id_hash_key)
 
 
-def _describe(outcome: Throttled | Unavailable | Rejected) -> str:
+def describe(outcome: Throttled | Unavailable | Rejected) -> str:
     """The outcome for a log line: kind and codes, nothing the patient wrote."""
     if isinstance(outcome, Throttled):
         return f"throttled code={outcome.code} retry_after={outcome.retry_after}"

@@ -1,15 +1,17 @@
-"""The Instagram channel: Meta's webhooks in, Graph API messages out.
+"""The Instagram channel: Meta's webhooks in, Graph API messages out, nothing lost between.
 
 Configured in credentials.yml under `connectors.instagram.InstagramInput`:
     verify_token: "${INSTAGRAM_VERIFY_TOKEN}"
     app_secret: "${INSTAGRAM_APP_SECRET}"
     access_token: "${INSTAGRAM_ACCESS_TOKEN}"
-and by the settings (INSTAGRAM_GRAPH_URL, INSTAGRAM_MAX_CONCURRENCY, DEDUPE_STORE_URL…).
+and by the settings (INSTAGRAM_GRAPH_URL, INBOX_LEASE_SECONDS, …; see README).
 
-The constructor only stores that configuration. The Graph client, the dialogue worker,
-the outbox and the dedupe store start with the server (Sanic's `before_server_start`)
-and stop with it. A POST is checked (size, signature, shape), answered 200 at once, and
-its items are handed to the dialogue worker; the reply to Meta never waits for the model.
+The constructor only stores that configuration. Everything else starts with the server
+(Sanic's `before_server_start`) and stops with it. A POST is checked (size, signature,
+shape), its messages are committed to the durable inbox, and only then does Meta get its
+200; the inbox worker runs the turns and the replies go out through the durable outbox
+(docs/delivery.md). On SIGTERM the server answers 503 to new deliveries, finishes the
+turns it has begun within SHUTDOWN_GRACE_SECONDS and leaves the rest to the next start.
 """
 
 from __future__ import annotations
@@ -19,24 +21,26 @@ import hmac
 import logging
 import os
 import re
+import sys
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from datetime import datetime, timezone
+from concurrent.futures import Future
+from datetime import timedelta
 from typing import Any
 
 from rasa.core.channels.channel import InputChannel, OutputChannel, UserMessage
+from rasa.shared.core.events import BotUttered, UserUttered
 from sanic import Blueprint, response
 from sanic.request import Request
 from sanic.response import HTTPResponse
 
-from clinic.application import ClinicApp
 from clinic.audit import hash_id
+from clinic.db import create_database_engine
+from clinic.delivery import Inbox, InboxFull, InboxItem, NewMessage, Outbox
 from clinic.settings import Settings, load_settings
 from clinic.templates import load_templates
-from connectors.dedupe import DedupeStore, dedupe_store
-from connectors.dispatch import DialogueWorker
-from connectors.graph_api import GraphApiClient, RetryPolicy
-from connectors.outbox import Outbox, Reply
+from connectors.graph_api import GraphApiClient, custom_body, text_bodies
+from connectors.outbox import ReplySender
 from connectors.webhook import (
     MAX_BODY_BYTES,
     SIGNATURE_HEADER,
@@ -46,32 +50,51 @@ from connectors.webhook import (
     parse_delivery,
     signature_is_valid,
 )
+from connectors.worker import InboxWorker
 
 logger = logging.getLogger(__name__)
 
-# Long enough to ride out a Graph API outage of a minute or two (full-jitter backoff).
-SEND_RETRY_POLICY = RetryPolicy(base=0.5, cap=20.0, max_attempts=14)
 _VARIABLE = re.compile(r"\$\{(\w+)\}")
+# A turn that fails this often (never a crash: an exception each time) is given up.
+MAX_TURN_ATTEMPTS = 5
+POLL_SECONDS = 1.0
+SWITCH_INTERVAL_SECONDS = 0.0005
+
+# (sender id, mid) -> None if the conversation does not hold that message yet, else the
+# bot's answers to it there (as Rasa hands them to an output channel).
+AnswersIfHandled = Callable[[str, str], Awaitable[list[dict[str, Any]] | None]]
 
 
 class InstagramOutput(OutputChannel):
-    """Rasa's replies, as Instagram messages; buttons become quick replies."""
+    """The replies of one turn: each committed to the outbox, numbered after the message it
+    answers, then sent; buttons become quick replies. Rasa is not kept waiting for the
+    commits (the sender threads do them beside its next steps); `flush` waits for them."""
 
-    def __init__(self, outbox: Outbox):
-        self._outbox = outbox
+    def __init__(self, sender: ReplySender, inbox_mid: str):
+        self._sender = sender
+        self._inbox_mid = inbox_mid
+        self._seq = 0
+        self._last: Future | None = None
+
+    async def flush(self) -> None:
+        """Every reply of the turn is committed (an error if one could not be)."""
+        if self._last is not None:
+            await asyncio.wrap_future(self._last)
 
     @classmethod
     def name(cls) -> str:
         return "instagram"
 
     async def send_text_message(self, recipient_id: str, text: str, **kwargs: Any) -> None:
-        self._outbox.put(recipient_id, Reply(text=text))
+        for body in text_bodies(recipient_id, text):
+            await self._reply(recipient_id, body["message"])
 
     async def send_text_with_buttons(
         self, recipient_id: str, text: str, buttons: list[dict[str, Any]], **kwargs: Any
     ) -> None:
         options = [(str(b.get("title", "")), str(b.get("payload", ""))) for b in buttons]
-        self._outbox.put(recipient_id, Reply(text=text, quick_replies=options))
+        for body in text_bodies(recipient_id, text, options):
+            await self._reply(recipient_id, body["message"])
 
     async def send_quick_replies(
         self, recipient_id: str, text: str, quick_replies: list[dict[str, Any]], **kwargs: Any
@@ -80,12 +103,16 @@ class InstagramOutput(OutputChannel):
 
     async def send_image_url(self, recipient_id: str, image: str, **kwargs: Any) -> None:
         attachment = {"type": "image", "payload": {"url": image}}
-        self._outbox.put(recipient_id, Reply(custom={"attachment": attachment}))
+        await self._reply(recipient_id, {"attachment": attachment})
 
     async def send_custom_json(
         self, recipient_id: str, json_message: dict[str, Any], **kwargs: Any
     ) -> None:
-        self._outbox.put(recipient_id, Reply(custom=json_message))
+        await self._reply(recipient_id, custom_body(recipient_id, json_message)["message"])
+
+    async def _reply(self, recipient_id: str, message: dict[str, Any]) -> None:
+        seq, self._seq = self._seq, self._seq + 1
+        self._last = self._sender.add(recipient_id, self._inbox_mid, seq, message)
 
 
 class InstagramInput(InputChannel):
@@ -109,71 +136,129 @@ class InstagramInput(InputChannel):
         self.app_secret = app_secret
         self.access_token = access_token
         self.settings = settings
-        self.typing_indicator = settings.typing_indicator
         self._id_hash_key = settings.id_hash_key
         self._attachment_reply = load_templates(settings.templates_path).render("attachment_only")
+        self._draining = False
         # Started by `start`, when the server starts.
         self.graph: GraphApiClient | None = None
-        self.dedupe: DedupeStore | None = None
-        self.worker: DialogueWorker[Incoming] | None = None
+        self.inbox: Inbox | None = None
         self.outbox: Outbox | None = None
-        self.output: InstagramOutput | None = None
-        self.app: ClinicApp | None = None
+        self.sender: ReplySender | None = None
+        self.worker: InboxWorker | None = None
         self._on_new_message: Callable[[UserMessage], Awaitable[Any]] | None = None
+        self._answers_if_handled: AnswersIfHandled | None = None
 
     def start(
         self,
         on_new_message: Callable[[UserMessage], Awaitable[Any]],
-        app: ClinicApp | None = None,
-        dedupe: DedupeStore | None = None,
+        answers_if_handled: AnswersIfHandled | None = None,
     ) -> None:
-        """Starts the Graph client, the dedupe store, the outbox and the dialogue worker."""
-        settings = self.settings
-        self._on_new_message = on_new_message
-        self.app = app or ClinicApp.from_settings(settings)
-        self.graph = GraphApiClient(
-            self.access_token,
-            id_hash_key=settings.id_hash_key,
-            base_url=settings.graph_url,
-            retry_policy=SEND_RETRY_POLICY,
-        )
-        self.dedupe = dedupe or dedupe_store(settings)
-        self.outbox = Outbox(self.graph, settings.id_hash_key)
-        self.output = InstagramOutput(self.outbox)
-        self.worker = DialogueWorker(
-            self._take_turn,
-            key=lambda item: item.sender_id,
-            max_concurrency=settings.max_concurrency,
-        )
+        """Opens the channel and starts taking messages from the inbox."""
+        self.open(on_new_message, answers_if_handled)
         self.worker.start()
+
+    def open(
+        self,
+        on_new_message: Callable[[UserMessage], Awaitable[Any]],
+        answers_if_handled: AnswersIfHandled | None = None,
+    ) -> None:
+        """Builds the Graph client, the inbox and outbox, and the (idle) worker."""
+        settings = self.settings
+        # The dialogue worker's thread keeps the GIL busy with the model; with Python's
+        # default 5 ms turns, every step of a webhook's commit would wait that long.
+        sys.setswitchinterval(SWITCH_INTERVAL_SECONDS)
+        self._on_new_message = on_new_message
+        self._answers_if_handled = answers_if_handled
+        engine = create_database_engine(settings.database_url)
+        lease = timedelta(seconds=settings.lease_seconds)
+        self.inbox = Inbox(engine, settings.replica_id, lease, max_pending=settings.max_pending)
+        self.outbox = Outbox(engine, settings.replica_id, lease)
+        self.graph = GraphApiClient(
+            self.access_token, id_hash_key=settings.id_hash_key, base_url=settings.graph_url
+        )
+        self.sender = ReplySender(
+            self.outbox,
+            self.graph,
+            timedelta(seconds=settings.outbox_retry_seconds),
+            settings.id_hash_key,
+        )
+        self.worker = InboxWorker(
+            self.inbox,
+            self._take_turn,
+            settings.max_concurrency,
+            POLL_SECONDS,
+            background=[self._poll_outbox],
+        )
+        self._recover()
+
+    def _recover(self) -> None:
+        """What this server held when it last stopped is free again at once (before any
+        delivery is taken, so nothing claimed from now on is freed by mistake)."""
+        try:
+            freed = self.inbox.recover(), self.outbox.recover()
+        except Exception as error:  # noqa: BLE001 - the leases run out by themselves
+            logger.warning("inbox recovery failed: %s", type(error).__name__)
+            return
+        if any(freed):
+            logger.info("taken back from this server's last run: %d messages, %d replies", *freed)
+
+    async def _poll_outbox(self) -> None:
+        """Sends the replies that wait for no one here: due retries, a dead server's."""
+        while True:
+            try:
+                await asyncio.to_thread(self.sender.poll)
+            except Exception as error:  # noqa: BLE001 - the poller outlives any fault
+                logger.warning("outbox poll failed: %s", type(error).__name__)
+            await asyncio.sleep(POLL_SECONDS)
+
+    async def drain(self) -> None:
+        """SIGTERM: new deliveries get 503, turns in progress finish (or go back)."""
+        self._draining = True
+        if self.worker is None:
+            return
+        grace = self.settings.shutdown_grace_seconds
+        unfinished = await self.worker.drain(grace)
+        await asyncio.to_thread(self.sender.close, 2.0)
+        logger.info("instagram channel drained; %d turns left to the next start", unfinished)
 
     def stop(self) -> None:
         """Stops the worker and releases the Graph client's threads and connections."""
         if self.worker is not None:
             self.worker.stop()
+        if self.sender is not None:
+            self.sender.close(timeout=0)
         if self.graph is not None:
             self.graph.close()
 
     def wait_idle(self, timeout: float) -> bool:
-        """True once every received message is handled and every reply sent."""
+        """True once every accepted message is handled and every reply sent (tests)."""
         deadline = time.monotonic() + timeout
-        if not self.worker.wait_idle(timeout):
-            return False
-        while not self.outbox.is_idle():
-            if time.monotonic() > deadline:
-                return False
-            time.sleep(0.01)
-        return True
+        while time.monotonic() < deadline:
+            quiet = not self.worker.busy() and self.sender.is_idle()
+            if quiet and self.inbox.pending() == 0 and self.outbox.pending() == 0:
+                return True
+            time.sleep(0.02)
+        return False
 
     def get_output_channel(self) -> OutputChannel:
-        return self.output
+        return InstagramOutput(self.sender, f"out-{time.time_ns()}")
 
     def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Blueprint:
         webhook = Blueprint("instagram_webhook", __name__)
 
         @webhook.listener("before_server_start")
-        async def start(_app: Any, _loop: Any) -> None:
-            self.start(on_new_message)
+        async def open_channel(app: Any, _loop: Any) -> None:
+            # Sanic would buffer up to 100 MB before the channel could refuse a body.
+            app.config.REQUEST_MAX_SIZE = MAX_BODY_BYTES
+            self.open(on_new_message, _tracker_lookup(app))
+
+        @webhook.listener("after_server_start")
+        async def start_worker(_app: Any, _loop: Any) -> None:
+            self.worker.start()  # Rasa's agent is loaded by now
+
+        @webhook.listener("before_server_stop")
+        async def drain(_app: Any, _loop: Any) -> None:
+            await self.drain()
 
         @webhook.listener("after_server_stop")
         async def stop(_app: Any, _loop: Any) -> None:
@@ -203,6 +288,10 @@ class InstagramInput(InputChannel):
         return response.text("forbidden", status=403)
 
     async def receive(self, body: bytes, signature_header: str | None) -> HTTPResponse:
+        """Every outcome is logged with ids and reasons only: rejected, ignored, duplicate,
+        accepted. 200 only once the messages are committed."""
+        if self._draining:
+            return response.text("shutting down, try again", status=503)
         if len(body) > MAX_BODY_BYTES:
             logger.warning("instagram delivery rejected: too large (%d bytes)", len(body))
             return response.text("payload too large", status=413)
@@ -214,53 +303,106 @@ class InstagramInput(InputChannel):
         except BadDelivery as error:
             logger.warning("instagram delivery rejected: %s", error)
             return response.text("bad request", status=400)
-        incoming = sorted(
-            (item for item in items if isinstance(item, Incoming)), key=lambda i: i.timestamp
-        )
         for item in items:
             if isinstance(item, Ignored):
                 logger.info("instagram item ignored: %s", item.reason)
-        for item in incoming:
-            if await self.dedupe.first_time(item.mid):
-                self.worker.submit(item)
-            else:
-                logger.info("instagram item duplicate sender=%s", self._ref(item.sender_id))
+        messages = [
+            NewMessage(i.mid, i.sender_id, i.timestamp, i.kind, i.text)
+            for i in items
+            if isinstance(i, Incoming)
+        ]
+        try:
+            accepted = await asyncio.to_thread(self.inbox.accept, messages, self.worker.free())
+        except InboxFull:
+            logger.warning("instagram delivery deferred: inbox full")
+            return response.text("busy, try again", status=503)
+        except Exception as error:  # noqa: BLE001 - the inbox can't be reached: Meta retries
+            logger.error(
+                "instagram delivery deferred: inbox unavailable (%s)", type(error).__name__
+            )
+            return response.text("unavailable, try again", status=503)
+        for message in messages:
+            outcome = "accepted" if message.mid in accepted.new else "duplicate"
+            logger.info("instagram item %s sender=%s", outcome, self._ref(message.sender_id))
+        if accepted.claimed:
+            self.worker.run(accepted.claimed)
+        if len(accepted.new) > len(accepted.claimed):
+            self.worker.wake()
         return response.text("EVENT_RECEIVED")
 
-    async def _take_turn(self, item: Incoming) -> None:
-        """One message through the dialogue (on the worker's loop)."""
-        logger.info(
-            "instagram item processed kind=%s sender=%s", item.kind, self._ref(item.sender_id)
-        )
-        # Recorded alongside the turn, not before it: the patient is waiting for the reply.
-        noted = asyncio.ensure_future(self._note_message(item.sender_id, item.timestamp))
+    async def _take_turn(self, item: InboxItem) -> None:
+        """One message through the dialogue (on the worker's loop); see docs/delivery.md."""
+        ref = self._ref(item.sender_id)
+        output = InstagramOutput(self.sender, item.mid)
         try:
-            if item.kind == "attachment":
-                self.outbox.put(item.sender_id, Reply(text=self._attachment_reply))
-                return
-            if self.typing_indicator:
-                self.outbox.put(item.sender_id, Reply(action="typing_on"))
-            message = UserMessage(
-                text=item.text,
-                output_channel=self.output,
-                sender_id=item.sender_id,
-                input_channel=self.name(),
-                message_id=item.mid,
-            )
-            await self._on_new_message(message)
-        finally:
-            await noted
+            answers = await self._answers_if_handled_before(item)
+            if answers is not None:
+                # A claim after a crash: the conversation holds this message already. Its
+                # answers are stored again (only those that are missing are kept).
+                logger.info("instagram item already in the conversation sender=%s", ref)
+                for answer in answers:
+                    await output.send_response(item.sender_id, dict(answer))
+            elif item.kind == "attachment":
+                await output.send_text_message(item.sender_id, self._attachment_reply)
+            else:
+                if self.settings.typing_indicator:
+                    self.sender.typing(item.sender_id)
+                message = UserMessage(
+                    text=item.text,
+                    output_channel=output,
+                    sender_id=item.sender_id,
+                    input_channel=self.name(),
+                    message_id=item.mid,
+                )
+                await self._on_new_message(message)
+            await output.flush()
+            await asyncio.to_thread(self.inbox.finish, item.id)
+            logger.info("instagram item processed kind=%s sender=%s", item.kind, ref)
+        except Exception as error:  # noqa: BLE001 - the class only: it may quote the patient
+            await self._turn_failed(item, error)
 
-    async def _note_message(self, sender_id: str, timestamp_ms: int) -> None:
-        """Remembers when a known patient last wrote: it opens Instagram's 24-hour window."""
-        at = datetime.fromtimestamp(timestamp_ms / 1000, timezone.utc) if timestamp_ms else None
-        try:
-            await asyncio.to_thread(self.app.note_message, sender_id, at or self.app.now())
-        except Exception:  # noqa: BLE001 - the conversation goes on without it
-            logger.warning("last-message time not recorded sender=%s", self._ref(sender_id))
+    async def _turn_failed(self, item: InboxItem, error: Exception) -> None:
+        ref = self._ref(item.sender_id)
+        if item.attempts >= MAX_TURN_ATTEMPTS:
+            logger.error("instagram item given up: %s sender=%s", type(error).__name__, ref)
+            await asyncio.to_thread(self.inbox.give_up, item.id)
+            return
+        delay = timedelta(seconds=2**item.attempts)
+        logger.warning("instagram turn failed: %s sender=%s, retried", type(error).__name__, ref)
+        await asyncio.to_thread(self.inbox.release, [item.id], self.inbox.clock() + delay)
+
+    async def _answers_if_handled_before(self, item: InboxItem) -> list[dict] | None:
+        if item.attempts <= 1 or self._answers_if_handled is None:
+            return None  # a first claim: no turn can have run
+        return await self._answers_if_handled(item.sender_id, item.mid)
 
     def _ref(self, sender_id: str) -> str:
         return hash_id(sender_id, self._id_hash_key)
+
+
+def _tracker_lookup(app: Any) -> AnswersIfHandled:
+    """Looks message `mid` up in Rasa's tracker store; the bot's answers that follow it."""
+
+    async def answers_if_handled(sender_id: str, mid: str) -> list[dict[str, Any]] | None:
+        tracker = await app.ctx.agent.tracker_store.retrieve(sender_id)
+        return None if tracker is None else answers_to(list(tracker.events), mid)
+
+    return answers_if_handled
+
+
+def answers_to(events: list[Any], mid: str) -> list[dict[str, Any]] | None:
+    """The bot's messages after the user message `mid` and before the next user message;
+    None when the events don't hold that message."""
+    answers = None
+    for event in events:
+        if isinstance(event, UserUttered):
+            if answers is not None:
+                break
+            if event.message_id == mid:
+                answers = []
+        elif isinstance(event, BotUttered) and answers is not None:
+            answers.append(event.message())
+    return answers
 
 
 def _expand(value: str) -> str:

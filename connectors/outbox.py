@@ -1,79 +1,202 @@
-"""Replies on their way to Instagram: in order per patient, retried, never blocking the dialogue.
+"""Replies on their way to Instagram: committed first, sent in order per patient, never lost.
 
-The dialogue hands a reply over and moves on; each recipient's replies are then sent
-one after another by a small task of their own, with the Graph client's retries. So
-a slow or unavailable Graph API delays replies but neither reorders nor loses them,
-and it never holds up other patients' conversations.
+Each reply is stored in the durable outbox (`clinic.delivery.Outbox`) before it is sent, and
+marked sent once Graph accepts it. The work runs on a few sender threads; a patient's replies
+always go to the same thread, so they are stored and sent in the order the bot wrote them,
+beside the dialogue rather than after it. A reply that has to wait (Graph throttling or down)
+goes back to the outbox with the time of its next try, and the patient's later replies wait
+behind it there; whichever server's poller runs then takes them, in order. Past
+`OUTBOX_RETRY_SECONDS`, or when Graph refuses it for good, a reply is kept as failed:
+`python -m clinic outbox --failed`.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
-from collections import deque
-from collections.abc import Awaitable, Callable
+import queue
+import random
+import threading
+import time
+import zlib
+from concurrent.futures import Future
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
 
 from clinic.audit import hash_id
-from connectors.graph_api import GraphApiClient, PermanentSendError, SendError
+from clinic.delivery import Outbox, OutboxItem
+from connectors.graph_api import (
+    GraphApiClient,
+    Rejected,
+    RetryPolicy,
+    Sent,
+    custom_body,
+    describe,
+    sender_action_body,
+)
 
 logger = logging.getLogger(__name__)
 
-
-@dataclass(frozen=True)
-class Reply:
-    text: str | None = None
-    quick_replies: list[tuple[str, str]] = field(default_factory=list)
-    custom: dict | None = None  # a ready-made Graph `message` object
-    action: str | None = None  # a sender action: "typing_on", "mark_seen"
+# Backoff between tries of one reply: full jitter from 0.5 s up to 20 s (Retry-After wins).
+RETRY_POLICY = RetryPolicy(base=0.5, cap=20.0, max_attempts=1_000_000)
+POLL_LIMIT = 32
+SENDER_THREADS = 4
 
 
-class Outbox:
-    """Per-recipient queues of replies, drained on the event loop that calls `put`."""
+@dataclass
+class _Job:
+    """A reply for a sender thread: to store and send, or (from the poller) only to send."""
 
-    def __init__(self, graph: GraphApiClient, id_hash_key: str):
+    recipient_id: str
+    body: dict[str, Any]  # the Graph `message`, or a sender action body
+    reply_id: int | None = None  # set once stored
+    inbox_mid: str = ""
+    seq: int = 0
+    attempts: int = 1
+    created_at: datetime | None = None
+    stored: Future = field(default_factory=Future)  # done once the reply is committed
+    durable: bool = True
+
+
+class ReplySender:
+    """Stores and sends replies on `SENDER_THREADS` threads, one patient always on one."""
+
+    def __init__(
+        self,
+        outbox: Outbox,
+        graph: GraphApiClient,
+        retry_budget: timedelta,
+        id_hash_key: str,
+        rng: random.Random | None = None,
+    ):
+        self._outbox = outbox
         self._graph = graph
+        self._retry_budget = retry_budget
         self._id_hash_key = id_hash_key
-        self._queues: dict[str, deque[Reply]] = {}
+        self._rng = rng or random.Random()
+        self._queues = [queue.SimpleQueue() for _ in range(SENDER_THREADS)]
+        self._busy = 0  # jobs queued or running
+        self._busy_lock = threading.Lock()
+        self._stopping = threading.Event()
+        self._threads = [
+            threading.Thread(target=self._run, args=(q,), name=f"reply-sender-{n}", daemon=True)
+            for n, q in enumerate(self._queues)
+        ]
+        for thread in self._threads:
+            thread.start()
 
-    def put(self, recipient_id: str, reply: Reply) -> None:
-        queue = self._queues.get(recipient_id)
-        if queue is not None:
-            queue.append(reply)
-            return
-        self._queues[recipient_id] = deque([reply])
-        asyncio.get_running_loop().create_task(self._drain(recipient_id))
+    def add(self, recipient_id: str, inbox_mid: str, seq: int, message: dict) -> Future:
+        """Stores one reply (the `message` of a Graph body) and sends it when its turn comes;
+        returns at once. The future is done once the reply is committed (or was stored
+        before, by a turn run again after a crash)."""
+        job = _Job(recipient_id, message, inbox_mid=inbox_mid, seq=seq)
+        self._submit(job)
+        return job.stored
 
-    async def _drain(self, recipient_id: str) -> None:
-        queue = self._queues[recipient_id]
-        while queue:
-            await self._deliver(recipient_id, queue[0])
-            queue.popleft()
-        del self._queues[recipient_id]
-
-    async def _deliver(self, recipient_id: str, reply: Reply) -> None:
-        send: Callable[[], Awaitable]
-        if reply.action is not None:
-            send = lambda: self._graph.send_sender_action(recipient_id, reply.action)  # noqa: E731
-        elif reply.custom is not None:
-            send = lambda: self._graph.send_custom(recipient_id, reply.custom)  # noqa: E731
-        else:
-            send = lambda: self._graph.send_text(  # noqa: E731
-                recipient_id, reply.text or "", reply.quick_replies or None
-            )
-        try:
-            await send()
-        except PermanentSendError as error:
-            logger.warning(
-                "reply dropped: %s code=%s subcode=%s recipient=%s",
-                type(error).__name__, error.code, error.subcode,
-                hash_id(recipient_id, self._id_hash_key),
-            )  # fmt: skip
-        except (SendError, ValueError) as error:
-            logger.error(
-                "reply not delivered: %s recipient=%s",
-                type(error).__name__, hash_id(recipient_id, self._id_hash_key),
-            )  # fmt: skip
+    def typing(self, recipient_id: str) -> None:
+        """The typing indicator: sent before the replies, never stored, never retried."""
+        self._submit(
+            _Job(recipient_id, sender_action_body(recipient_id, "typing_on"), durable=False)
+        )
 
     def is_idle(self) -> bool:
-        return not self._queues
+        return self._busy == 0
+
+    def poll(self) -> None:
+        """Takes the replies that wait for no one here: due retries, a dead server's."""
+        for item in self._outbox.claim(POLL_LIMIT):
+            self._submit(_stored_job(item))
+
+    def close(self, timeout: float) -> None:
+        """Stops: replies in flight may finish within `timeout`; the rest stay in the outbox
+        (stored ones are given back at once)."""
+        if self._stopping.is_set():
+            return
+        deadline = time.monotonic() + timeout
+        while self._busy and time.monotonic() < deadline:
+            time.sleep(0.02)
+        self._stopping.set()
+        for waiting in self._queues:
+            waiting.put(None)
+        for thread in self._threads:
+            thread.join(timeout=5)
+        left = []
+        for waiting in self._queues:
+            while not waiting.empty():
+                job = waiting.get()
+                if job is not None and job.reply_id is not None:
+                    left.append(job.reply_id)
+        if left:
+            self._outbox.release(left)
+
+    def _submit(self, job: _Job) -> None:
+        with self._busy_lock:
+            self._busy += 1
+        shard = zlib.crc32(job.recipient_id.encode()) % len(self._queues)
+        self._queues[shard].put(job)
+
+    def _run(self, jobs: queue.SimpleQueue) -> None:
+        while True:
+            job = jobs.get()
+            if job is None:
+                return
+            try:
+                self._handle(job)
+            except Exception as error:  # noqa: BLE001 - a fault costs a delay, never a reply
+                logger.error("reply sender failed: %s", type(error).__name__)
+                if not job.stored.done():
+                    job.stored.set_exception(error)
+            finally:
+                with self._busy_lock:
+                    self._busy -= 1
+
+    def _handle(self, job: _Job) -> None:
+        if not job.durable:  # a typing indicator: best effort
+            self._graph.post_once(job.body)
+            return
+        if job.reply_id is None:
+            job.reply_id = self._outbox.add(job.recipient_id, job.inbox_mid, job.seq, job.body)
+            job.created_at = self._outbox.clock()
+            job.stored.set_result(job.reply_id)
+            if job.reply_id is None:
+                return  # stored before, or waiting behind an earlier reply
+        if self._send(job):
+            # The patient's next reply, if one waits in the outbox, follows at once.
+            for item in self._outbox.claim(1, None, job.recipient_id):
+                self._submit(_stored_job(item))
+
+    def _send(self, job: _Job) -> bool:
+        """One try; True once the reply is settled (sent or failed for good)."""
+        outcome = self._graph.post_once(custom_body(job.recipient_id, job.body))
+        ref = hash_id(job.recipient_id, self._id_hash_key)
+        if isinstance(outcome, Sent):
+            self._outbox.sent(job.reply_id)
+            return True
+        if isinstance(outcome, Rejected):
+            logger.warning(
+                "reply failed: %s reply=%s recipient=%s", describe(outcome), job.reply_id, ref
+            )
+            self._outbox.failed(job.reply_id, describe(outcome))
+            return True
+        if self._outbox.clock() - job.created_at >= self._retry_budget:
+            logger.error(
+                "reply given up: %s reply=%s recipient=%s", describe(outcome), job.reply_id, ref
+            )
+            self._outbox.failed(job.reply_id, "gave up: " + describe(outcome))
+            return True
+        delay = RETRY_POLICY.delay(job.attempts, outcome.retry_after, self._rng)
+        logger.warning(
+            "reply delayed: %s reply=%s recipient=%s retry in %.1f s",
+            describe(outcome), job.reply_id, ref, delay,
+        )  # fmt: skip
+        not_before = self._outbox.clock() + timedelta(seconds=delay)
+        # Later replies to the patient find it pending in the outbox and wait behind it.
+        self._outbox.retry_later(job.reply_id, not_before, describe(outcome))
+        return False
+
+
+def _stored_job(item: OutboxItem) -> _Job:
+    job = _Job(item.recipient_id, item.body, item.id, attempts=item.attempts)
+    job.created_at = item.created_at
+    job.stored.set_result(item.id)
+    return job

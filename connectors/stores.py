@@ -5,7 +5,9 @@ store when the server starts:
 - TRACKER_STORE_URL unset: in memory; a SQLAlchemy URL (postgresql://…): Rasa's
   SQLTrackerStore, so any replica can continue any conversation.
 - LOCK_STORE_URL unset: in memory; redis://host:port/db: Rasa's RedisLockStore, so
-  replicas never process two messages of one conversation at once.
+  replicas never process two messages of one conversation at once. Its locks last as long
+  as the inbox's leases (INBOX_LEASE_SECONDS) instead of Rasa's 60 s, so the messages of a
+  server that died are taken over as soon as its leases run out.
 """
 
 from __future__ import annotations
@@ -51,7 +53,8 @@ class LockStoreFromEnvironment:
         parsed = make_url(url)
         if parsed.drivername not in {"redis", "rediss"}:
             raise ValueError("LOCK_STORE_URL must be a redis:// URL (or unset for memory)")
-        return RedisLockStore(
+        return _LeaseLongRedisLockStore(
+            lifetime=settings.lease_seconds,
             host=parsed.host or "localhost",
             port=parsed.port or 6379,
             db=int(parsed.database or 0),
@@ -60,3 +63,12 @@ class LockStoreFromEnvironment:
             use_ssl=parsed.drivername == "rediss",
             key_prefix=settings.lock_store_key_prefix,
         )
+
+
+class _LeaseLongRedisLockStore(RedisLockStore):
+    def __init__(self, lifetime: float, **options: Any):
+        super().__init__(**options)
+        self._lifetime = lifetime
+
+    def lock(self, conversation_id: str, lock_lifetime: float = 0, wait_time_in_seconds: float = 1):
+        return super().lock(conversation_id, self._lifetime, wait_time_in_seconds)

@@ -15,6 +15,9 @@ from dataclasses import dataclass
 from typing import Any
 
 MAX_BODY_BYTES = 1024 * 1024
+# What the inbox stores of an id; Meta's are far shorter.
+MAX_ID_LENGTH = 64
+MAX_MID_LENGTH = 255
 SIGNATURE_HEADER = "X-Hub-Signature-256"
 
 
@@ -53,11 +56,12 @@ def signature_is_valid(body: bytes, header: str | None, app_secret: str) -> bool
 
 
 def parse_delivery(body: bytes) -> list[Incoming | Ignored]:
-    """All items of one delivery, in the order Meta listed them."""
+    """All items of one delivery, in the order Meta listed them. Each item is read on its
+    own: a malformed one becomes `Ignored("malformed")` and never spoils the others."""
     try:
         payload = json.loads(body)
-    except (ValueError, UnicodeDecodeError) as error:
-        raise BadDelivery("body is not JSON") from error
+    except (ValueError, UnicodeDecodeError, RecursionError) as error:
+        raise BadDelivery("body is not JSON, or nested too deeply") from error
     if not isinstance(payload, dict) or payload.get("object") != "instagram":
         raise BadDelivery("not an Instagram delivery")
     entries = payload.get("entry")
@@ -67,21 +71,38 @@ def parse_delivery(body: bytes) -> list[Incoming | Ignored]:
 
 
 def _items(entries: list[Any]) -> Iterator[Any]:
+    """The items of every entry; something that can't hold items stands for one bad item."""
     for entry in entries:
         if not isinstance(entry, dict):
             yield None
             continue
-        yield from entry.get("messaging") or []
-        for change in entry.get("changes") or []:
-            if isinstance(change, dict) and change.get("field") == "messages":
-                yield change.get("value")
+        for name in ("messaging", "changes"):
+            items = entry.get(name)
+            if items is None:
+                continue
+            if not isinstance(items, list):
+                yield None
+                continue
+            for item in items:
+                if name == "messaging":
+                    yield item
+                elif isinstance(item, dict) and item.get("field") == "messages":
+                    yield item.get("value")
 
 
 def read_item(item: Any) -> Incoming | Ignored:
     """One `messaging` item: what the patient said, or why there is nothing to answer."""
+    try:
+        return _read_item(item)
+    except Exception:  # noqa: BLE001 - one odd item must not cost the others
+        return Ignored("malformed")
+
+
+def _read_item(item: Any) -> Incoming | Ignored:
     if not isinstance(item, dict):
         return Ignored("malformed")
-    sender = (item.get("sender") or {}).get("id")
+    sender = item.get("sender")
+    sender_id = sender.get("id") if isinstance(sender, dict) else None
     timestamp = _int(item.get("timestamp"))
     if "read" in item:
         return Ignored("read")
@@ -92,7 +113,7 @@ def read_item(item: Any) -> Incoming | Ignored:
     postback = item.get("postback")
     if isinstance(postback, dict):
         text = postback.get("payload") or postback.get("title") or ""
-        return _incoming(sender, postback.get("mid"), timestamp, text, "postback")
+        return _incoming(sender_id, postback.get("mid"), timestamp, text, "postback")
     message = item.get("message")
     if not isinstance(message, dict):
         return Ignored("unsupported")
@@ -103,26 +124,36 @@ def read_item(item: Any) -> Incoming | Ignored:
     if message.get("is_unsupported"):
         return Ignored("unsupported")
     quick_reply = message.get("quick_reply")
-    if isinstance(quick_reply, dict) and quick_reply.get("payload"):
-        return _incoming(
-            sender, message.get("mid"), timestamp, quick_reply["payload"], "quick_reply"
-        )
+    if quick_reply is not None:
+        payload = quick_reply.get("payload") if isinstance(quick_reply, dict) else None
+        return _incoming(sender_id, message.get("mid"), timestamp, payload, "quick_reply")
     text = message.get("text")
     if isinstance(text, str) and text.strip():
-        return _incoming(sender, message.get("mid"), timestamp, text, "text")
+        return _incoming(sender_id, message.get("mid"), timestamp, text, "text")
+    if text is not None and not isinstance(text, str):
+        return Ignored("malformed")
     if message.get("attachments"):
-        return _incoming(sender, message.get("mid"), timestamp, "", "attachment")
+        return _incoming(sender_id, message.get("mid"), timestamp, "", "attachment")
     return Ignored("unsupported")
 
 
-def _incoming(sender: Any, mid: Any, timestamp: int, text: str, kind: str) -> Incoming | Ignored:
-    if not isinstance(sender, str | int) or not sender or not isinstance(mid, str) or not mid:
+def _incoming(sender: Any, mid: Any, timestamp: int, text: Any, kind: str) -> Incoming | Ignored:
+    """An item for the bot, if its ids are ids and its text (or payload) is a string."""
+    if type(sender) is int and sender > 0:
+        sender = str(sender)
+    if not (isinstance(sender, str) and 0 < len(sender) <= MAX_ID_LENGTH):
         return Ignored("malformed")
-    return Incoming(str(sender), mid, timestamp, text, kind)
+    if not (isinstance(mid, str) and 0 < len(mid) <= MAX_MID_LENGTH) or not isinstance(text, str):
+        return Ignored("malformed")
+    if kind != "attachment" and not text:
+        return Ignored("malformed")
+    return Incoming(sender, mid, timestamp, text, kind)
 
 
 def _int(value: Any) -> int:
+    """Meta's millisecond timestamp; 0 (unknown) when it is not a plausible one."""
     try:
-        return int(value)
-    except (TypeError, ValueError):
+        number = int(value)
+    except (TypeError, ValueError, OverflowError):
         return 0
+    return number if 0 < number < 2**53 else 0

@@ -7,15 +7,17 @@ import json
 import sys
 import time as clock
 from collections.abc import Sequence
-from datetime import date, datetime, time
+from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, select
 from sqlalchemy.engine import make_url
 
+from clinic.audit import hash_id
 from clinic.calendar_feed import doctor_calendar
 from clinic.context import Clinic
 from clinic.db import create_database_engine, transaction
+from clinic.delivery import Outbox
 from clinic.errors import ClinicError
 from clinic.migrate import upgrade_to_latest
 from clinic.models import BOOKED, Appointment, BlockedTime, Doctor, WorkingHours
@@ -102,6 +104,10 @@ def _parser() -> argparse.ArgumentParser:
     remind.add_argument("--loop", action="store_true", help="keep running")
     remind.add_argument("--interval", type=_positive_int, default=60, help="seconds between runs")
     remind.set_defaults(handler=send_reminders)
+
+    outbox = commands.add_parser("outbox", help="replies not sent yet, and replies given up")
+    outbox.add_argument("--failed", action="store_true", help="only those given up")
+    outbox.set_defaults(handler=list_outbox)
 
     calendar = commands.add_parser("calendar", help="a doctor's iCalendar feed on stdout")
     calendar.add_argument("doctor_id", type=int)
@@ -260,6 +266,22 @@ def _shown(name: str, value: str) -> str:
     if value and name.endswith("_URL") and "@" in value:
         return make_url(value).render_as_string(hide_password=True)
     return value
+
+
+def list_outbox(clinic: Clinic, args: argparse.Namespace) -> int:
+    """Replies waiting or given up: ids, age, hashed recipient and why; never their text."""
+    replies = Outbox(clinic.engine, owner="cli", lease=timedelta(0)).listing(args.failed)
+    now = clinic.now()
+    for reply in replies:
+        age = int((now - reply.created_at).total_seconds() // 60)
+        recipient = hash_id(reply.recipient_id, clinic.settings.id_hash_key)
+        print(
+            f"{reply.id}\t{reply.status}\t{age} min old\t{reply.attempts} tries\t"
+            f"recipient {recipient}\t{reply.error or ''}"
+        )
+    state = "given up" if args.failed else "waiting or given up"
+    print(f"{len(replies)} replies {state}.")
+    return 0
 
 
 def print_calendar(clinic: Clinic, args: argparse.Namespace) -> int:

@@ -101,7 +101,8 @@ class Stack:
         ]
         if api:
             command.append("--enable-api")
-        process = self._start(f"rasa-{port}", command, env)
+        # The replica's name in the inbox's leases stays the same across its restarts.
+        process = self._start(f"rasa-{port}", command, {"REPLICA_ID": f"replica-{port}", **env})
         url = f"http://127.0.0.1:{port}"
         _wait(lambda: answers(f"{url}{ready_path}"), 240, f"rasa server on {port}", process)
         if api:  # the HTTP API answers "/" before the model is loaded
@@ -110,7 +111,7 @@ class Stack:
 
     def _start(self, name: str, command: list[str], env: dict | None = None) -> Process:
         log_path = self.log_dir / f"{name}.log"
-        with open(log_path, "wb") as log:
+        with open(log_path, "ab") as log:  # a restarted server writes on after its first life
             popen = subprocess.Popen(  # noqa: S603 - our own commands
                 command,
                 cwd=ROOT,
@@ -165,15 +166,14 @@ def stack_environment(database_url: str, **extra: str) -> dict[str, str]:
 
 
 def scaled_out_environment(database_url: str, graph_url: str, prefix: str) -> dict[str, str]:
-    """Settings of replicas sharing PostgreSQL (conversations) and Redis (locks, message ids);
-    `prefix` keeps this run's Redis keys apart from any other's."""
+    """Settings of replicas sharing PostgreSQL (bookings, the inbox and outbox, conversations)
+    and Redis (locks); `prefix` keeps this run's Redis keys apart from any other's."""
     from tests.redis_support import REDIS_URL
 
     return dict(
         TRACKER_STORE_URL=database_url,
         LOCK_STORE_URL=REDIS_URL,
-        LOCK_STORE_KEY_PREFIX=f"{prefix}-lock",
-        DEDUPE_KEY_PREFIX=f"{prefix}:mid:",
+        LOCK_STORE_KEY_PREFIX=prefix.replace("-", "") + "lock",  # Rasa wants letters and digits
         INSTAGRAM_GRAPH_URL=graph_url,
         INSTAGRAM_TYPING_INDICATOR="0",
     )

@@ -75,6 +75,27 @@ def test_the_same_slot_twice_is_refused_and_one_row_remains(any_clinic):
     assert snapshot(any_clinic) == before
 
 
+def test_booking_the_slot_one_already_holds_confirms_it_again(any_clinic):
+    """A turn run again after a crash books again: the same appointment, no 'slot taken'."""
+    doctor, patient = add_doctor(any_clinic), add_patient(any_clinic)
+    first = book(any_clinic, doctor, patient.id, at(9))
+    before = snapshot(any_clinic)
+    again = book(any_clinic, doctor, patient.id, at(9))
+    assert again.id == first.id
+    assert snapshot(any_clinic) == before
+
+
+def test_moving_again_to_where_one_was_moved_confirms_it_again(any_clinic):
+    doctor, patient = add_doctor(any_clinic), add_patient(any_clinic)
+    original = book(any_clinic, doctor, patient.id, at(9))
+    moved = reschedule(any_clinic, original.id, patient.id, at(11))
+    before = snapshot(any_clinic)
+    again = reschedule(any_clinic, original.id, patient.id, at(11))
+    assert again.id == moved.id
+    assert snapshot(any_clinic) == before
+    assert [a.start_at for a in upcoming(any_clinic, patient.id)] == [at(11)]
+
+
 def test_a_cancelled_slot_can_be_booked_again(any_clinic):
     doctor = add_doctor(any_clinic)
     first, second = add_patient(any_clinic, "IG_A"), add_patient(any_clinic, "IG_B")

@@ -1,4 +1,5 @@
-"""The Instagram channel against recorded Meta payload shapes and the fake Graph API."""
+"""The Instagram channel against recorded Meta payload shapes, a real database (the durable
+inbox and outbox) and the fake Graph API."""
 
 from __future__ import annotations
 
@@ -6,19 +7,25 @@ import asyncio
 import json
 import threading
 import time
-import uuid
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from rasa.core.channels.channel import UserMessage
+from rasa.shared.core.events import ActionExecuted, BotUttered, UserUttered
+from sqlalchemy import func, select
 
+from clinic.db import create_database_engine, transaction
+from clinic.delivery import Inbox, NewMessage
+from clinic.models import InboxMessage, OutboxMessage
 from clinic.settings import Settings
-from connectors.dedupe import MemoryDedupe, RedisDedupe
 from connectors.fake_graph import FakeGraphApi, FakeResponse
-from connectors.instagram import InstagramInput
+from connectors.instagram import InstagramInput, answers_to
 from connectors.webhook import signature
-from tests.redis_support import REDIS_URL
+from entrypoints.cli import main as clinic_cli
+from tests.conftest import UNREACHABLE_DATABASE_URL
+from tests.helpers import wait_until
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "instagram"
 SECRET = "test-app-secret"
@@ -36,21 +43,26 @@ class Recorder:
         self.messages: list[tuple[str, str, str]] = []
         self._lock = threading.Lock()
         self._work_seconds = work_seconds
+        self.busy_senders: set[str] = set()
+        self.overlaps = 0  # two turns of one sender at once
 
     async def __call__(self, message: UserMessage) -> None:
-        if self._work_seconds:
-            _busy(self._work_seconds)  # like model inference: holds the loop and the CPU
         with self._lock:
-            self.messages.append((message.sender_id, message.text, message.message_id))
-        await message.output_channel.send_text_with_buttons(
-            message.sender_id, f"you said {message.text}", [{"title": "OK", "payload": "/affirm"}]
-        )
-
-
-def _busy(seconds: float) -> None:
-    deadline = time.perf_counter() + seconds
-    while time.perf_counter() < deadline:
-        pass
+            self.overlaps += message.sender_id in self.busy_senders
+            self.busy_senders.add(message.sender_id)
+        try:
+            if self._work_seconds:
+                await asyncio.sleep(self._work_seconds)
+            with self._lock:
+                self.messages.append((message.sender_id, message.text, message.message_id))
+            await message.output_channel.send_text_with_buttons(
+                message.sender_id,
+                f"you said {message.text}",
+                [{"title": "OK", "payload": "/affirm"}],
+            )
+        finally:
+            with self._lock:
+                self.busy_senders.discard(message.sender_id)
 
 
 @pytest.fixture
@@ -59,20 +71,22 @@ def graph() -> Iterator[FakeGraphApi]:
         yield fake
 
 
-def make_channel(graph: FakeGraphApi, recorder: Recorder, dedupe=None) -> InstagramInput:
+def make_channel(
+    graph: FakeGraphApi, recorder, database_url: str, answers_if_handled=None, **settings
+) -> InstagramInput:
     channel = InstagramInput(
         verify_token=VERIFY,
         app_secret=SECRET,
         access_token="test-access-token",
-        settings=Settings(graph_url=graph.base_url, typing_indicator=False),
+        settings=Settings(
+            database_url=database_url,
+            graph_url=graph.base_url,
+            typing_indicator=False,
+            **{"replica_id": "test-replica", **settings},
+        ),
     )
-    channel._note_message = _no_database  # the channel tests don't need patients
-    channel.start(recorder, app=None, dedupe=dedupe or MemoryDedupe())
+    channel.start(recorder, answers_if_handled)
     return channel
-
-
-async def _no_database(sender_id: str, timestamp_ms: int) -> None:
-    return None
 
 
 @pytest.fixture
@@ -81,8 +95,8 @@ def recorder() -> Recorder:
 
 
 @pytest.fixture
-def channel(graph, recorder) -> Iterator[InstagramInput]:
-    built = make_channel(graph, recorder)
+def channel(graph, recorder, sqlite_url) -> Iterator[InstagramInput]:
+    built = make_channel(graph, recorder, sqlite_url)
     yield built
     settle(built)
     built.stop()
@@ -95,7 +109,16 @@ def deliver(channel: InstagramInput, body: bytes, header: str | None = "sign") -
 
 
 def settle(channel: InstagramInput) -> None:
-    assert channel.wait_idle(30)
+    assert channel.wait_idle(60)
+
+
+def rows(database_url: str, model, *where) -> int:
+    engine = create_database_engine(database_url)
+    try:
+        with transaction(engine) as session:
+            return session.scalar(select(func.count()).select_from(model).where(*where))
+    finally:
+        engine.dispose()
 
 
 # --- verification -----------------------------------------------------------------
@@ -253,9 +276,9 @@ def test_replies_survive_graph_errors_in_order_and_once(channel, graph):
     assert len(graph.delivered) == 6
 
 
-def test_the_ack_does_not_wait_for_a_busy_dialogue(graph):
+def test_the_ack_does_not_wait_for_a_busy_dialogue(graph, sqlite_url):
     slow = Recorder(work_seconds=0.5)
-    channel = make_channel(graph, slow)
+    channel = make_channel(graph, slow, sqlite_url)
     try:
         timings = []
         for number in range(5):
@@ -265,17 +288,16 @@ def test_the_ack_does_not_wait_for_a_busy_dialogue(graph):
             started = time.perf_counter()
             assert deliver(channel, body) == 200
             timings.append(time.perf_counter() - started)
-        assert max(timings) < 0.1, timings  # five turns of 0.5 s are still queued
+        assert max(timings) < 0.2, timings  # five turns of 0.5 s are still queued
         settle(channel)
         assert len(slow.messages) == 5
     finally:
         channel.stop()
 
 
-def test_two_servers_sharing_redis_process_a_redelivery_once(graph, recorder):
-    prefix = f"test:{uuid.uuid4().hex}:"
-    first = make_channel(graph, recorder, RedisDedupe(REDIS_URL, prefix=prefix))
-    second = make_channel(graph, recorder, RedisDedupe(REDIS_URL, prefix=prefix))
+def test_two_servers_sharing_a_database_process_a_redelivery_once(graph, recorder, postgres_url):
+    first = make_channel(graph, recorder, postgres_url, replica_id="replica-1")
+    second = make_channel(graph, recorder, postgres_url, replica_id="replica-2")
     try:
         body = fixture("text")
 
@@ -289,9 +311,31 @@ def test_two_servers_sharing_redis_process_a_redelivery_once(graph, recorder):
         assert asyncio.run(both()) == [200, 200]
         settle(first), settle(second)
         assert len(recorder.messages) == 1
+        assert len(graph.delivered) == 1
     finally:
         for channel in (first, second):
             channel.stop()
+
+
+def test_two_servers_take_one_patients_messages_in_order_one_at_a_time(graph, postgres_url):
+    slow = Recorder(work_seconds=0.05)
+    servers = [make_channel(graph, slow, postgres_url, replica_id=f"replica-{n}") for n in (1, 2)]
+    try:
+        for number in range(12):
+            payload = json.loads(fixture("text"))
+            item = payload["entry"][0]["messaging"][0]
+            item["message"] = {"mid": f"mid.order.{number}", "text": f"m{number}"}
+            item["timestamp"] = 1770037200000 + number
+            assert deliver(servers[number % 2], json.dumps(payload).encode()) == 200
+        for server in servers:
+            settle(server)
+        assert [text for _, text, _ in slow.messages] == [f"m{n}" for n in range(12)]
+        assert slow.overlaps == 0
+        replies = [m["message"]["text"] for m in graph.messages_to("IG_TEST_1")]
+        assert replies == [f"you said m{n}" for n in range(12)]
+    finally:
+        for server in servers:
+            server.stop()
 
 
 def test_missing_secrets_are_named_clearly(monkeypatch):
@@ -306,3 +350,223 @@ def test_missing_secrets_are_named_clearly(monkeypatch):
                 "access_token": "${INSTAGRAM_ACCESS_TOKEN}",
             }
         )
+
+
+# --- poison-proof intake ----------------------------------------------------------------
+
+VALID = {
+    "sender": {"id": "IG_TEST_OK"},
+    "recipient": {"id": "17841400000000001"},
+    "timestamp": 1770037200000,
+    "message": {"mid": "mid.valid.1", "text": "hi"},
+}
+
+
+def delivery_with(*items, messaging_of_first_entry=None) -> bytes:
+    entries = [{"id": "17841400000000001", "time": 1770037200000, "messaging": list(items)}]
+    if messaging_of_first_entry is not None:
+        entries.insert(0, {"id": "1", "time": 1, "messaging": messaging_of_first_entry})
+    return json.dumps({"object": "instagram", "entry": entries}).encode()
+
+
+def with_message(**message) -> dict:
+    return {**VALID, "message": {"mid": "mid.poison.1", **message}}
+
+
+POISON_ITEMS = {
+    "sender-is-a-string": {**VALID, "sender": "abc", "message": {"mid": "m.p", "text": "x"}},
+    "sender-id-is-a-list": {**VALID, "sender": {"id": [1]}, "message": {"mid": "m.p", "text": "x"}},
+    "sender-id-too-long": {**VALID, "sender": {"id": "9" * 65}},
+    "message-is-a-list": {**VALID, "message": ["hi"]},
+    "text-is-a-number": with_message(text=5),
+    "mid-is-a-number": {**VALID, "message": {"mid": 5, "text": "x"}},
+    "mid-too-long": {**VALID, "message": {"mid": "m" * 300, "text": "x"}},
+    "quick-reply-payload-is-a-number": with_message(text="2", quick_reply={"payload": 5}),
+    "quick-reply-payload-is-an-object": with_message(text="2", quick_reply={"payload": {"a": 1}}),
+    "quick-reply-is-a-string": with_message(text="2", quick_reply="2"),
+    "postback-payload-is-a-list": {**VALID, "message": None, "postback": {"payload": [1]}},
+    "item-is-a-number": 7,
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("poison", POISON_ITEMS.values(), ids=POISON_ITEMS.keys())
+def test_a_malformed_item_is_ignored_and_the_rest_of_the_delivery_is_processed(
+    channel, recorder, poison
+):
+    assert deliver(channel, delivery_with(poison, VALID)) == 200
+    settle(channel)
+    assert recorder.messages == [("IG_TEST_OK", "hi", "mid.valid.1")]
+
+
+@pytest.mark.parametrize("messaging", [5, "x", {"a": 1}], ids=["number", "string", "object"])
+def test_an_entry_whose_messaging_is_not_a_list_spoils_nothing_else(channel, recorder, messaging):
+    assert deliver(channel, delivery_with(VALID, messaging_of_first_entry=messaging)) == 200
+    settle(channel)
+    assert recorder.messages == [("IG_TEST_OK", "hi", "mid.valid.1")]
+
+
+def test_an_implausible_timestamp_still_delivers_the_message(channel, recorder):
+    assert deliver(channel, delivery_with({**VALID, "timestamp": 10**30})) == 200
+    settle(channel)
+    assert recorder.messages == [("IG_TEST_OK", "hi", "mid.valid.1")]
+
+
+@pytest.mark.parametrize(
+    ("body", "status"),
+    [
+        (b'{"object": "instagram", "entry": ' + b"[" * 100_000 + b"]" * 100_000 + b"}", 400),
+        (b'{"object": "instagram", "entry": []}' + b" " * (2 * 1024 * 1024), 413),
+    ],
+    ids=["nested-100k-deep", "2-MB"],
+)
+def test_deep_or_huge_bodies_get_a_client_error(channel, recorder, body, status):
+    assert deliver(channel, body) == status
+    settle(channel)
+    assert recorder.messages == []
+
+
+# --- the durable inbox -------------------------------------------------------------------
+
+
+def test_an_unreachable_inbox_answers_503_so_meta_retries(graph, recorder):
+    channel = make_channel(graph, recorder, UNREACHABLE_DATABASE_URL)
+    try:
+        assert deliver(channel, fixture("text")) == 503
+    finally:
+        channel.stop()
+    assert recorder.messages == []
+
+
+def test_past_the_bound_of_waiting_messages_webhooks_get_503(graph, sqlite_url):
+    stuck = Recorder(work_seconds=3600)  # turns that never end: nothing leaves the inbox
+    channel = make_channel(graph, stuck, sqlite_url, max_pending=3, max_concurrency=1)
+    try:
+        statuses = []
+        for number in range(5):
+            statuses.append(
+                deliver(channel, delivery_with(with_message(text="x", mid=f"m{number}")))
+            )
+        assert statuses == [200, 200, 200, 503, 503]
+        assert rows(sqlite_url, InboxMessage) == 3
+    finally:
+        channel.stop()
+
+
+def test_a_message_claimed_by_a_server_that_died_is_taken_over_once(graph, recorder, sqlite_url):
+    engine = create_database_engine(sqlite_url)
+    dead = Inbox(engine, "dead-replica", lease=timedelta(seconds=1))
+    dead.accept([NewMessage("mid.orphan.1", "IG_TEST_1", 1770037200000, "text", "hi")])
+    assert [item.mid for item in dead.claim(5)] == ["mid.orphan.1"]  # then the server dies
+    channel = make_channel(graph, recorder, sqlite_url)
+    try:
+        assert wait_until(lambda: recorder.messages, 30)
+        settle(channel)
+        assert recorder.messages == [("IG_TEST_1", "hi", "mid.orphan.1")]
+    finally:
+        channel.stop()
+        engine.dispose()
+
+
+def test_a_message_already_in_the_conversation_is_not_applied_twice(graph, recorder, sqlite_url):
+    engine = create_database_engine(sqlite_url)
+    dead = Inbox(engine, "dead-replica", lease=timedelta(seconds=0))
+    dead.accept([NewMessage("mid.seen.1", "IG_TEST_1", 1770037200000, "text", "hi")])
+    dead.claim(5)  # the turn reached the tracker, then the server died before sending
+
+    async def in_the_conversation(sender_id: str, mid: str) -> list[dict] | None:
+        if (sender_id, mid) == ("IG_TEST_1", "mid.seen.1"):
+            return [{"text": "Hi! I was answered before.", "buttons": []}]
+        return None
+
+    channel = make_channel(graph, recorder, sqlite_url, answers_if_handled=in_the_conversation)
+    try:
+        settle(channel)
+        assert recorder.messages == []
+        assert [m["message"]["text"] for m in graph.messages_to("IG_TEST_1")] == [
+            "Hi! I was answered before."
+        ]
+        assert rows(sqlite_url, InboxMessage, InboxMessage.status == "done") == 1
+    finally:
+        channel.stop()
+        engine.dispose()
+
+
+def test_the_answers_to_a_message_are_read_back_from_the_conversation():
+    events = [
+        UserUttered("hi", message_id="mid.1"),
+        ActionExecuted("action_greet"),
+        BotUttered("Hi!", {"buttons": [{"title": "Book", "payload": "/book"}]}),
+        ActionExecuted("action_listen"),
+        UserUttered("bye", message_id="mid.2"),
+        BotUttered("Goodbye!"),
+    ]
+
+    def shown(answers: list[dict]) -> list[tuple]:
+        return [(a["text"], a.get("buttons")) for a in answers]
+
+    assert shown(answers_to(events, "mid.1")) == [("Hi!", [{"title": "Book", "payload": "/book"}])]
+    assert shown(answers_to(events, "mid.2")) == [("Goodbye!", None)]
+    assert answers_to(events, "mid.3") is None
+
+
+def test_a_handled_message_keeps_no_text(channel, sqlite_url):
+    assert deliver(channel, fixture("text")) == 200
+    settle(channel)
+    assert rows(sqlite_url, InboxMessage, InboxMessage.message_text.is_not(None)) == 0
+    assert rows(sqlite_url, OutboxMessage, OutboxMessage.body.is_not(None)) == 0
+
+
+def test_a_stopping_server_refuses_new_deliveries_and_finishes_its_turns(graph, sqlite_url):
+    slow = Recorder(work_seconds=1.0)
+    channel = make_channel(graph, slow, sqlite_url)
+    try:
+        assert deliver(channel, fixture("text")) == 200
+        assert wait_until(lambda: slow.busy_senders, 10)
+        asyncio.run(channel.drain())  # what SIGTERM runs
+        assert slow.messages == [("IG_TEST_1", "hi", "mid.text.1")]
+        assert deliver(channel, fixture("quick_reply")) == 503
+        assert rows(sqlite_url, InboxMessage, InboxMessage.status == "pending") == 0
+    finally:
+        channel.stop()
+
+
+def test_turns_beyond_the_grace_period_are_left_for_the_next_start(graph, sqlite_url):
+    stuck = Recorder(work_seconds=3600)
+    channel = make_channel(graph, stuck, sqlite_url, shutdown_grace_seconds=1)
+    try:
+        assert deliver(channel, fixture("text")) == 200
+        assert wait_until(lambda: stuck.busy_senders, 10)
+        asyncio.run(channel.drain())
+    finally:
+        channel.stop()
+    assert rows(sqlite_url, InboxMessage, InboxMessage.lease_until.is_(None)) == 1
+    recorder = Recorder()
+    restarted = make_channel(graph, recorder, sqlite_url)
+    try:
+        settle(restarted)
+        assert recorder.messages == [("IG_TEST_1", "hi", "mid.text.1")]
+    finally:
+        restarted.stop()
+
+
+# --- the durable outbox ------------------------------------------------------------------
+
+
+def test_a_reply_graph_keeps_refusing_past_the_budget_is_kept_as_failed_and_listed(
+    graph, recorder, sqlite_url, monkeypatch, capsys
+):
+    graph.down_for(3600)
+    channel = make_channel(graph, recorder, sqlite_url, outbox_retry_seconds=2)
+    try:
+        assert deliver(channel, fixture("text")) == 200
+        settle(channel)
+    finally:
+        channel.stop()
+    assert graph.delivered == []
+    assert rows(sqlite_url, OutboxMessage, OutboxMessage.status == "failed") == 1
+    monkeypatch.setenv("DATABASE_URL", sqlite_url)
+    assert clinic_cli(["outbox", "--failed"]) == 0
+    listing = capsys.readouterr().out
+    assert "\tfailed\t" in listing and "gave up: unavailable" in listing
+    assert "1 replies given up." in listing
+    assert "IG_TEST_1" not in listing and "you said" not in listing

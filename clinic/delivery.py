@@ -1,0 +1,431 @@
+"""The channel's durable inbox and outbox (docs/delivery.md): what Meta delivered, committed
+before the 200; what the bot answers, committed before it is sent.
+
+Both are queues in the clinic's database that workers of every replica claim from: per
+patient, oldest first, one item at a time, under a lease that a dead worker's successor
+takes over once it runs out. Nothing here knows Rasa or the Graph API.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import AbstractContextManager, contextmanager, nullcontext
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import JSON, and_, bindparam, exists, func, or_, select, text, update
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session, aliased
+
+from clinic.db import transaction
+from clinic.models import (
+    INBOX_DONE,
+    INBOX_FAILED,
+    OUTBOX_FAILED,
+    OUTBOX_PENDING,
+    InboxMessage,
+    OutboxMessage,
+    UTCDateTime,
+    utc_now,
+)
+from clinic.patients import note_message_in
+
+DEFAULT_LEASE = timedelta(seconds=15)
+
+# The statements on the path of every message and reply, written out: a fraction of the
+# cost of building them per call (bench/webhook.py).
+_TIME = UTCDateTime()
+_SQL_SENDER_LOCK = text("SELECT pg_advisory_xact_lock(hashtextextended(:sender, 0))")
+_SQL_PENDING = text(
+    "SELECT count(*), coalesce(sum(CASE WHEN sender_id = :sender THEN 1 ELSE 0 END), 0) "
+    "FROM inbox_messages WHERE status = 'pending'"
+)
+_SQL_INSERT_MESSAGE = text(
+    "INSERT INTO inbox_messages (mid, sender_id, sent_at_ms, kind, text, status, attempts, "
+    "lease_owner, lease_until, received_at) VALUES (:mid, :sender, :sent_at_ms, :kind, :text, "
+    "'pending', :attempts, :owner, :lease_until, :now) ON CONFLICT (mid) DO NOTHING RETURNING id"
+).bindparams(bindparam("lease_until", type_=_TIME), bindparam("now", type_=_TIME))
+_SQL_SETTLE_MESSAGE = text(
+    "UPDATE inbox_messages SET status = :status, text = NULL, lease_until = NULL, "
+    "done_at = :now WHERE id = :id"
+).bindparams(bindparam("now", type_=_TIME))
+_SQL_REPLIES_PENDING = text(
+    "SELECT count(*) FROM outbox_messages WHERE recipient_id = :recipient AND status = 'pending'"
+)
+_SQL_INSERT_REPLY = text(
+    "INSERT INTO outbox_messages (recipient_id, inbox_mid, seq, body, status, attempts, "
+    "lease_owner, lease_until, created_at) VALUES (:recipient, :mid, :seq, :body, 'pending', "
+    ":attempts, :owner, :lease_until, :now) ON CONFLICT (inbox_mid, seq) DO NOTHING RETURNING id"
+).bindparams(
+    bindparam("body", type_=JSON(none_as_null=True)),
+    bindparam("lease_until", type_=_TIME),
+    bindparam("now", type_=_TIME),
+)
+_SQL_REPLY_SENT = text(
+    "UPDATE outbox_messages SET status = 'sent', body = NULL, lease_until = NULL, "
+    "sent_at = :now WHERE id = :id"
+).bindparams(bindparam("now", type_=_TIME))
+
+
+class InboxFull(Exception):
+    """More messages wait than the inbox may hold: the webhook answers 503."""
+
+
+@dataclass(frozen=True)
+class NewMessage:
+    mid: str
+    sender_id: str
+    sent_at_ms: int
+    kind: str
+    text: str
+
+
+@dataclass(frozen=True)
+class InboxItem:
+    id: int
+    mid: str
+    sender_id: str
+    sent_at_ms: int
+    kind: str
+    text: str
+    attempts: int  # this claim included: above 1, an earlier turn may have run
+
+
+@dataclass(frozen=True)
+class Accepted:
+    new: list[str]  # the mids that were not stored before
+    claimed: list[InboxItem]  # those leased to the caller, to run now
+
+
+@dataclass(frozen=True)
+class OutboxItem:
+    id: int
+    recipient_id: str
+    body: dict[str, Any]
+    attempts: int
+    created_at: datetime
+
+
+class LeasedQueue:
+    """Claims from a table of pending rows, one per `key` at a time, oldest first."""
+
+    model: Any
+    key: str
+    order: tuple[str, ...]
+
+    def __init__(self, engine: Engine, owner: str, lease: timedelta, clock: Callable = utc_now):
+        self.engine = engine
+        self.owner = owner
+        self.lease = lease
+        self.clock = clock
+
+    @contextmanager
+    def _transaction(self) -> Iterator[Session]:
+        with _one_writer_at_a_time(self.engine), transaction(self.engine) as session:
+            yield session
+
+    def _claim(
+        self,
+        session: Session,
+        limit: int,
+        ids: Iterable[int] | None = None,
+        key_value: str | None = None,
+    ) -> list:
+        """Rows that are first in line for their key, due, and whose key has no row being
+        worked on; leased to us (only among `ids`, or of one `key_value`, when given)."""
+        now = self.clock()
+        row, other = self.model, aliased(self.model)
+        same_key = getattr(other, self.key) == getattr(row, self.key)
+        first_in_line = ~exists().where(
+            same_key, other.status == "pending", _before(other, row, self.order)
+        )
+        key_at_work = exists().where(
+            same_key, other.status == "pending", other.id != row.id, other.lease_until > now
+        )
+        query = (
+            select(row.id)
+            .where(
+                row.status == "pending",
+                or_(row.lease_until.is_(None), row.lease_until < now),
+                or_(row.not_before.is_(None), row.not_before <= now),
+                first_in_line,
+                ~key_at_work,
+            )
+            .order_by(row.id)
+            .limit(limit)
+            .with_for_update(skip_locked=True)  # PostgreSQL: no replica waits on another
+        )
+        if ids is not None:
+            query = query.where(row.id.in_(list(ids)))
+        if key_value is not None:
+            query = query.where(getattr(row, self.key) == key_value)
+        claimed = []
+        for candidate in session.scalars(query).all():
+            # Conditional, so that two SQLite processes never both take a row.
+            taken = session.execute(
+                update(row)
+                .where(
+                    row.id == candidate,
+                    or_(row.lease_until.is_(None), row.lease_until < now),
+                )
+                .values(
+                    lease_owner=self.owner,
+                    lease_until=now + self.lease,
+                    attempts=row.attempts + 1,
+                )
+                .execution_options(synchronize_session=False)
+            )
+            if taken.rowcount == 1:
+                claimed.append(candidate)
+        if not claimed:
+            return []
+        return session.scalars(select(row).where(row.id.in_(claimed)).order_by(row.id)).all()
+
+    def renew(self, ids: Iterable[int]) -> None:
+        """Keeps the leases of rows still being worked on."""
+        ids = list(ids)
+        if ids:
+            with self._transaction() as session:
+                session.execute(
+                    update(self.model)
+                    .where(self.model.id.in_(ids), self.model.lease_owner == self.owner)
+                    .values(lease_until=self.clock() + self.lease)
+                    .execution_options(synchronize_session=False)
+                )
+
+    def release(self, ids: Iterable[int], not_before: datetime | None = None) -> None:
+        """Gives rows back to any worker (now, or from `not_before`)."""
+        ids = list(ids)
+        if ids:
+            with self._transaction() as session:
+                session.execute(
+                    update(self.model)
+                    .where(
+                        self.model.id.in_(ids),
+                        self.model.lease_owner == self.owner,
+                        self.model.status == "pending",
+                    )
+                    .values(lease_until=None, not_before=not_before)
+                    .execution_options(synchronize_session=False)
+                )
+
+    def recover(self) -> int:
+        """At start: rows this owner held when it last stopped are free again at once."""
+        with self._transaction() as session:
+            freed = session.execute(
+                update(self.model)
+                .where(self.model.lease_owner == self.owner, self.model.status == "pending")
+                .values(lease_until=None)
+                .execution_options(synchronize_session=False)
+            )
+            return freed.rowcount
+
+    def pending(self) -> int:
+        with self._transaction() as session:
+            return _count_pending(session, self.model)
+
+
+class Inbox(LeasedQueue):
+    model = InboxMessage
+    key = "sender_id"
+    order = ("sent_at_ms", "id")
+
+    def __init__(self, *args: Any, max_pending: int = 1000, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.max_pending = max_pending
+
+    def accept(self, messages: list[NewMessage], claim_up_to: int = 0) -> Accepted:
+        """Commits the new messages (ids already stored are duplicates) and notes when each
+        patient last wrote; `InboxFull` past the bound. Up to `claim_up_to` of the new ones
+        whose patient has nothing else waiting are claimed for the caller in the same
+        transaction, so the turn can start at once. On the webhook's path, so it is a few
+        plain statements."""
+        accepted = Accepted([], [])
+        if not messages:
+            return accepted
+        now = self.clock()
+        with _one_writer_at_a_time(self.engine), self.engine.begin() as connection:
+            if connection.dialect.name == "postgresql":
+                # One patient's deliveries are stored one after the other, so each sees what
+                # the one before stored (SQLite has a single writer anyway).
+                for sender in sorted({m.sender_id for m in messages}):  # one order: no deadlock
+                    connection.execute(_SQL_SENDER_LOCK, {"sender": sender})
+            for m in sorted(messages, key=lambda m: m.sent_at_ms):
+                waiting, of_sender = connection.execute(_SQL_PENDING, {"sender": m.sender_id}).one()
+                if waiting + 1 > self.max_pending:
+                    raise InboxFull(f"more than {self.max_pending} messages wait")
+                claim = len(accepted.claimed) < claim_up_to and not of_sender
+                item_id = connection.execute(
+                    _SQL_INSERT_MESSAGE,
+                    {
+                        "mid": m.mid,
+                        "sender": m.sender_id,
+                        "sent_at_ms": m.sent_at_ms,
+                        "kind": m.kind,
+                        "text": m.text,
+                        "attempts": 1 if claim else 0,
+                        "owner": self.owner if claim else None,
+                        "lease_until": now + self.lease if claim else None,
+                        "now": now,
+                    },
+                ).scalar()
+                if item_id is None:
+                    continue  # a redelivery
+                accepted.new.append(m.mid)
+                at = _moment(m.sent_at_ms, now)
+                note_message_in(connection, m.sender_id, at)
+                if claim:
+                    item = InboxItem(item_id, m.mid, m.sender_id, m.sent_at_ms, m.kind, m.text, 1)
+                    accepted.claimed.append(item)
+        return accepted
+
+    def claim(self, limit: int, ids: Iterable[int] | None = None) -> list[InboxItem]:
+        with self._transaction() as session:
+            rows = self._claim(session, limit, ids)
+            return [
+                InboxItem(
+                    r.id, r.mid, r.sender_id, r.sent_at_ms, r.kind, r.message_text or "", r.attempts
+                )
+                for r in rows
+            ]
+
+    def ids_of(self, mids: list[str]) -> list[int]:
+        with self._transaction() as session:
+            return list(session.scalars(select(InboxMessage.id).where(InboxMessage.mid.in_(mids))))
+
+    def finish(self, item_id: int) -> None:
+        """Handled: the text is erased, the id stays to recognise a redelivery."""
+        self._settle(item_id, INBOX_DONE)
+
+    def give_up(self, item_id: int) -> None:
+        """Its turns kept failing: kept as failed, and the patient's next messages go on."""
+        self._settle(item_id, INBOX_FAILED)
+
+    def _settle(self, item_id: int, status: str) -> None:
+        with _one_writer_at_a_time(self.engine), self.engine.begin() as connection:
+            connection.execute(
+                _SQL_SETTLE_MESSAGE, {"id": item_id, "status": status, "now": self.clock()}
+            )
+
+
+class Outbox(LeasedQueue):
+    model = OutboxMessage
+    key = "recipient_id"
+    order = ("id",)
+
+    def add(self, recipient_id: str, inbox_mid: str, seq: int, body: dict) -> int | None:
+        """Commits a reply, leased to this owner to be sent at once, unless an earlier reply
+        to the patient is still pending: then it waits, and whoever sends that one sends
+        this one after. None when the reply was stored before (a turn run again after a
+        crash) or waits. On every reply's path, so it is two plain statements."""
+        now = self.clock()
+        with _one_writer_at_a_time(self.engine), self.engine.begin() as connection:
+            waits = connection.execute(_SQL_REPLIES_PENDING, {"recipient": recipient_id}).scalar()
+            reply_id = connection.execute(
+                _SQL_INSERT_REPLY,
+                {
+                    "recipient": recipient_id,
+                    "mid": inbox_mid,
+                    "seq": seq,
+                    "body": body,
+                    "attempts": 0 if waits else 1,
+                    "owner": None if waits else self.owner,
+                    "lease_until": None if waits else now + self.lease,
+                    "now": now,
+                },
+            ).scalar()
+        return None if waits else reply_id
+
+    def claim(
+        self, limit: int, ids: Iterable[int] | None = None, recipient_id: str | None = None
+    ) -> list[OutboxItem]:
+        with self._transaction() as session:
+            rows = self._claim(session, limit, ids, recipient_id)
+            return [
+                OutboxItem(r.id, r.recipient_id, r.body, r.attempts, r.created_at) for r in rows
+            ]
+
+    def load(self, reply_id: int) -> OutboxItem:
+        with self._transaction() as session:
+            r = session.get(OutboxMessage, reply_id)
+            return OutboxItem(r.id, r.recipient_id, r.body, r.attempts, r.created_at)
+
+    def sent(self, reply_id: int) -> None:
+        """Graph accepted it: the body (a patient may be named in it) is erased."""
+        with _one_writer_at_a_time(self.engine), self.engine.begin() as connection:
+            connection.execute(_SQL_REPLY_SENT, {"id": reply_id, "now": self.clock()})
+
+    def failed(self, reply_id: int, error: str) -> None:
+        """A dead letter: kept, with its body, for `python -m clinic outbox --failed`."""
+        self._settle(reply_id, OUTBOX_FAILED, error=error[:64])
+
+    def _settle(self, reply_id: int, status: str, **values: Any) -> None:
+        with self._transaction() as session:
+            session.execute(
+                update(OutboxMessage)
+                .where(OutboxMessage.id == reply_id)
+                .values(status=status, lease_until=None, **values)
+                .execution_options(synchronize_session=False)
+            )
+
+    def retry_later(self, reply_id: int, not_before: datetime, error: str) -> None:
+        with self._transaction() as session:
+            session.execute(
+                update(OutboxMessage)
+                .where(OutboxMessage.id == reply_id)
+                .values(lease_until=None, not_before=not_before, error=error[:64])
+                .execution_options(synchronize_session=False)
+            )
+
+    def listing(self, failed_only: bool = False) -> list[OutboxMessage]:
+        """Replies not sent yet, or given up (dead letters), oldest first."""
+        statuses = [OUTBOX_FAILED] if failed_only else [OUTBOX_PENDING, OUTBOX_FAILED]
+        with self._transaction() as session:
+            return list(
+                session.scalars(
+                    select(OutboxMessage)
+                    .where(OutboxMessage.status.in_(statuses))
+                    .order_by(OutboxMessage.id)
+                )
+            )
+
+
+# SQLite lets one writer in at a time and makes the others sleep in growing steps (1, 2,
+# 5, 10… ms); the queues' many short writes from one process's threads take turns here
+# instead, which costs microseconds.
+_SQLITE_WRITERS: dict[str, threading.Lock] = {}
+_SQLITE_WRITERS_LOCK = threading.Lock()
+
+
+def _one_writer_at_a_time(engine: Engine) -> AbstractContextManager:
+    if engine.dialect.name != "sqlite":
+        return nullcontext()
+    with _SQLITE_WRITERS_LOCK:
+        return _SQLITE_WRITERS.setdefault(str(engine.url), threading.Lock())
+
+
+def _before(earlier: Any, row: Any, order: tuple[str, ...]) -> Any:
+    """`earlier` comes before `row` in the ordering columns (lexicographic)."""
+    first, *rest = order
+    condition = getattr(earlier, first) < getattr(row, first)
+    if rest:
+        condition = or_(
+            condition,
+            and_(
+                getattr(earlier, first) == getattr(row, first), _before(earlier, row, tuple(rest))
+            ),
+        )
+    return condition
+
+
+def _count_pending(session: Session, model: Any) -> int:
+    return session.scalar(select(func.count()).select_from(model).where(model.status == "pending"))
+
+
+def _moment(timestamp_ms: int, fallback: datetime) -> datetime:
+    """Meta's timestamp, unless it is missing or later than now."""
+    if timestamp_ms <= 0:
+        return fallback
+    return min(datetime.fromtimestamp(timestamp_ms / 1000, fallback.tzinfo), fallback)
