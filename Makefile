@@ -52,7 +52,9 @@ db: migrate
 run: setup db $(MODEL)
 	scripts/run-shell
 
-serve: migrate $(MODEL)
+serve: setup $(MODEL)
+	$(PY) -m clinic settings --check-production
+	$(MAKE) --no-print-directory migrate
 	scripts/serve
 
 simulate: setup db $(MODEL)

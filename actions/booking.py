@@ -20,6 +20,7 @@ from actions.common import (
     latest_intent,
     latest_text,
     message_time,
+    named_values,
     quick_replies,
     skips_cleared,
 )
@@ -59,9 +60,7 @@ class ActionStartBooking(ClinicAction):
     ) -> list[dict[str, Any]]:
         events = clear(tracker, *BOOKING_SLOTS, "patient_name", "patient_phone", "consent_given")
         text = latest_text(tracker)
-        named = {
-            e.get("entity"): e.get("value") for e in tracker.latest_message.get("entities", [])
-        }
+        named = named_values(tracker)
         day = self.read_day(named.get("appointment_day") or text)
         if day is not None and latest_intent(tracker) in {"book_appointment", "give_date_time"}:
             events.append(SlotSet("appointment_day", day.isoformat()))

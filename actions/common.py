@@ -87,6 +87,23 @@ def latest_intent(tracker: Tracker) -> str | None:
     return ((tracker.latest_message or {}).get("intent") or {}).get("name")
 
 
+# The entities a quick reply's payload may carry ("/book_appointment{...}").
+KNOWN_ENTITIES = frozenset({"appointment_day", "preferred_time"})
+
+
+def named_values(tracker: Tracker) -> dict[str, str]:
+    """The known entities of the latest message that hold text. A patient can type
+    `/book_appointment{"appointment_day": 5}` too: anything else is ignored."""
+    entities = (tracker.latest_message or {}).get("entities") or []
+    return {
+        e["entity"]: e["value"]
+        for e in entities
+        if isinstance(e, dict)
+        and e.get("entity") in KNOWN_ENTITIES
+        and isinstance(e.get("value"), str)
+    }
+
+
 def message_time(tracker: Tracker) -> datetime | None:
     """When the patient's latest message arrived (its tracker event's timestamp)."""
     for event in reversed(tracker.events):

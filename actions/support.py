@@ -7,6 +7,7 @@ import logging
 from typing import Any
 
 from rasa_sdk import Tracker
+from rasa_sdk.events import SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.forms import FormValidationAction
 from rasa_sdk.types import DomainDict
@@ -148,7 +149,8 @@ class ActionDeleteData(ClinicAction):
             for a in cancelled
         ]
         dispatcher.utter_message(text=" ".join(lines))
-        return clear(tracker, *FLOW_SLOTS, "consent_given")
+        # The rasa server deletes this conversation instead of saving it.
+        return [*clear(tracker, *FLOW_SLOTS, "consent_given"), SlotSet("conversation_erased", True)]
 
 
 class ActionAskDeleteConfirmed(FormQuestion):

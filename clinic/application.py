@@ -24,6 +24,7 @@ from clinic.booking import (
 )
 from clinic.context import Clinic
 from clinic.db import create_database_engine, transaction
+from clinic.delivery import forget_sender
 from clinic.doctors import booking_doctor
 from clinic.errors import AppointmentNotFoundError, NotConsentedError
 from clinic.models import Appointment, Patient, utc_now
@@ -39,7 +40,7 @@ from clinic.patients import (
 )
 from clinic.reminders import reminder_deliverable
 from clinic.settings import Settings
-from clinic.templates import Templates, load_templates
+from clinic.templates import Templates, templates_for
 
 
 @dataclass(frozen=True)
@@ -80,7 +81,7 @@ class ClinicApp:
 
     def __init__(self, clinic: Clinic, templates: Templates | None = None):
         self.clinic = clinic
-        self.templates = templates or load_templates(clinic.settings.templates_path)
+        self.templates = templates or templates_for(clinic.settings)
 
     @classmethod
     def from_settings(cls, settings: Settings, clock=utc_now) -> ClinicApp:
@@ -134,13 +135,17 @@ class ClinicApp:
             return PatientView.of(details_in(session, self.clinic, patient, name, phone))
 
     def erase_patient(self, instagram_id: str) -> list[Appointment] | None:
-        """Withdraws consent and erases the details; the cancelled appointments, or None
-        when nothing was stored."""
+        """Withdraws consent and erases the patient, with their settled delivery records;
+        the cancelled appointments, or None when nothing was stored. (Their conversation in
+        Rasa's tracker store goes when the turn that asked for this is saved.)"""
         with transaction(self.clinic.engine) as session:
             patient = patient_by_instagram_id(session, instagram_id)
             if patient is None:
                 return None
-            return withdraw_in(session, self.clinic, patient)
+            cancelled = withdraw_in(session, self.clinic, patient)
+            hashed = audit.hash_id(instagram_id, self.settings.id_hash_key)
+            forget_sender(session, instagram_id, hashed)
+            return cancelled
 
     def request_handoff(self, instagram_id: str) -> None:
         with transaction(self.clinic.engine) as session:

@@ -15,10 +15,22 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import JSON, and_, bindparam, exists, func, or_, select, text, update
+from sqlalchemy import (
+    JSON,
+    and_,
+    bindparam,
+    delete,
+    exists,
+    func,
+    or_,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, aliased
 
+from clinic.audit import hash_id
 from clinic.db import transaction
 from clinic.models import (
     INBOX_DONE,
@@ -48,8 +60,8 @@ _SQL_INSERT_MESSAGE = text(
     "'pending', :attempts, :owner, :lease_until, :now) ON CONFLICT (mid) DO NOTHING RETURNING id"
 ).bindparams(bindparam("lease_until", type_=_TIME), bindparam("now", type_=_TIME))
 _SQL_SETTLE_MESSAGE = text(
-    "UPDATE inbox_messages SET status = :status, text = NULL, lease_until = NULL, "
-    "done_at = :now WHERE id = :id"
+    "UPDATE inbox_messages SET status = :status, text = NULL, sender_id = :sender, "
+    "lease_until = NULL, done_at = :now WHERE id = :id"
 ).bindparams(bindparam("now", type_=_TIME))
 _SQL_REPLIES_PENDING = text(
     "SELECT count(*) FROM outbox_messages WHERE recipient_id = :recipient AND status = 'pending'"
@@ -64,8 +76,8 @@ _SQL_INSERT_REPLY = text(
     bindparam("now", type_=_TIME),
 )
 _SQL_REPLY_SENT = text(
-    "UPDATE outbox_messages SET status = 'sent', body = NULL, lease_until = NULL, "
-    "sent_at = :now WHERE id = :id"
+    "UPDATE outbox_messages SET status = 'sent', body = NULL, recipient_id = :recipient, "
+    "lease_until = NULL, sent_at = :now WHERE id = :id"
 ).bindparams(bindparam("now", type_=_TIME))
 
 
@@ -115,10 +127,18 @@ class LeasedQueue:
     key: str
     order: tuple[str, ...]
 
-    def __init__(self, engine: Engine, owner: str, lease: timedelta, clock: Callable = utc_now):
+    def __init__(
+        self,
+        engine: Engine,
+        owner: str,
+        lease: timedelta,
+        hash_key: str,
+        clock: Callable = utc_now,
+    ):
         self.engine = engine
         self.owner = owner
         self.lease = lease
+        self.hash_key = hash_key  # settled rows keep only keyed hashes of patients' ids
         self.clock = clock
 
     @contextmanager
@@ -295,19 +315,24 @@ class Inbox(LeasedQueue):
         with self._transaction() as session:
             return list(session.scalars(select(InboxMessage.id).where(InboxMessage.mid.in_(mids))))
 
-    def finish(self, item_id: int) -> None:
-        """Handled: the text is erased, the id stays to recognise a redelivery."""
-        self._settle(item_id, INBOX_DONE)
+    def finish(self, item: InboxItem) -> None:
+        """Handled: the text is erased and the sender kept only as a keyed hash; the row
+        stays to recognise a redelivery until the retention job deletes it."""
+        self._settle(item, INBOX_DONE)
 
-    def give_up(self, item_id: int) -> None:
+    def give_up(self, item: InboxItem) -> None:
         """Its turns kept failing: kept as failed, and the patient's next messages go on."""
-        self._settle(item_id, INBOX_FAILED)
+        self._settle(item, INBOX_FAILED)
 
-    def _settle(self, item_id: int, status: str) -> None:
+    def _settle(self, item: InboxItem, status: str) -> None:
+        values = {
+            "id": item.id,
+            "status": status,
+            "sender": hash_id(item.sender_id, self.hash_key),
+            "now": self.clock(),
+        }
         with _one_writer_at_a_time(self.engine), self.engine.begin() as connection:
-            connection.execute(
-                _SQL_SETTLE_MESSAGE, {"id": item_id, "status": status, "now": self.clock()}
-            )
+            connection.execute(_SQL_SETTLE_MESSAGE, values)
 
 
 class Outbox(LeasedQueue):
@@ -352,10 +377,16 @@ class Outbox(LeasedQueue):
             r = session.get(OutboxMessage, reply_id)
             return OutboxItem(r.id, r.recipient_id, r.body, r.attempts, r.created_at)
 
-    def sent(self, reply_id: int) -> None:
-        """Graph accepted it: the body (a patient may be named in it) is erased."""
+    def sent(self, reply_id: int, recipient_id: str) -> None:
+        """Graph accepted it: the body (a patient may be named in it) is erased and the
+        recipient kept only as a keyed hash."""
+        values = {
+            "id": reply_id,
+            "recipient": hash_id(recipient_id, self.hash_key),
+            "now": self.clock(),
+        }
         with _one_writer_at_a_time(self.engine), self.engine.begin() as connection:
-            connection.execute(_SQL_REPLY_SENT, {"id": reply_id, "now": self.clock()})
+            connection.execute(_SQL_REPLY_SENT, values)
 
     def failed(self, reply_id: int, error: str) -> None:
         """A dead letter: kept, with its body, for `python -m clinic outbox --failed`."""
@@ -404,6 +435,17 @@ def _one_writer_at_a_time(engine: Engine) -> AbstractContextManager:
         return nullcontext()
     with _SQLITE_WRITERS_LOCK:
         return _SQLITE_WRITERS.setdefault(str(engine.url), threading.Lock())
+
+
+def forget_sender(session: Session, instagram_id: str, hashed: str) -> None:
+    """Erasure: the patient's settled delivery records go; one still on its way (the answer
+    to "delete my data" itself) is settled, and so reduced to hashes, soon after."""
+    for model, column in ((InboxMessage, "sender_id"), (OutboxMessage, "recipient_id")):
+        session.execute(
+            delete(model)
+            .where(getattr(model, column).in_([instagram_id, hashed]), model.status != "pending")
+            .execution_options(synchronize_session=False)
+        )
 
 
 def _before(earlier: Any, row: Any, order: tuple[str, ...]) -> Any:

@@ -123,6 +123,9 @@ class Patient(Base):
     last_message_at = Column(UTCDateTime, nullable=True)
     created_at = Column(UTCDateTime, nullable=False, default=utc_now)
 
+    # An erased patient's id is never given to anyone else.
+    __table_args__ = {"sqlite_autoincrement": True}
+
     @property
     def has_consented(self) -> bool:
         return self.consent_status == CONSENT_GRANTED
@@ -137,7 +140,8 @@ class Appointment(Base):
 
     id = Column(Integer, primary_key=True)
     doctor_id = Column(Integer, ForeignKey("doctors.id"), nullable=False)
-    patient_id = Column(Integer, ForeignKey("patients.id"), nullable=False)
+    # NULL once the patient erased their data: the visit stays in the books, anonymous.
+    patient_id = Column(Integer, ForeignKey("patients.id"), nullable=True)
     start_at = Column(UTCDateTime, nullable=False)
     end_at = Column(UTCDateTime, nullable=False)
     status = Column(String(16), nullable=False, default=BOOKED)

@@ -19,7 +19,6 @@ from clinic.db import transaction
 from clinic.errors import InvalidNameError, InvalidPhoneError, NotConsentedError
 from clinic.models import (
     CONSENT_GRANTED,
-    CONSENT_WITHDRAWN,
     Appointment,
     Patient,
     UTCDateTime,
@@ -118,11 +117,8 @@ def details_in(
 
 
 def withdraw_consent(clinic: Clinic, instagram_id: str) -> list[Appointment]:
-    """Erases the patient's details and cancels their upcoming appointments.
-
-    Returns the cancelled appointments so the conversation can say what happened.
-    Past appointments stay, linked to an id that no longer leads to a person.
-    """
+    """Erases the patient and cancels their upcoming appointments; returns those, so the
+    conversation can say what happened."""
     with transaction(clinic.engine) as session:
         patient = patient_by_instagram_id(session, instagram_id)
         if patient is None:
@@ -131,14 +127,17 @@ def withdraw_consent(clinic: Clinic, instagram_id: str) -> list[Appointment]:
 
 
 def withdraw_in(session: Session, clinic: Clinic, patient: Patient) -> list[Appointment]:
-    """`withdraw_consent` for a patient loaded in the caller's transaction."""
+    """`withdraw_consent` for a patient loaded in the caller's transaction: the upcoming
+    appointments are cancelled, the past ones kept without a patient, and the patient's row
+    deleted. The audit keeps a keyed hash of the Instagram id, nothing more."""
     instagram_id = patient.instagram_id
     cancelled = cancel_upcoming(session, clinic, patient.id)
-    patient.name = None
-    patient.phone = None
-    patient.consent_status = CONSENT_WITHDRAWN
-    patient.last_message_at = None
-    patient.instagram_id = f"erased-{patient.id}"
+    session.execute(
+        update(Appointment)
+        .where(Appointment.patient_id == patient.id)
+        .values(patient_id=None)
+        .execution_options(synchronize_session=False)
+    )
     audit.record(
         session,
         audit.CONSENT_WITHDRAWN,
@@ -146,6 +145,7 @@ def withdraw_in(session: Session, clinic: Clinic, patient: Patient) -> list[Appo
         recipient_hash=audit.hash_id(instagram_id, clinic.settings.id_hash_key),
         cancelled_appointments=len(cancelled),
     )
+    session.delete(patient)
     return cancelled
 
 

@@ -104,9 +104,12 @@ class Settings:
     )
     # The servers
     action_server_host: str = _variable(
-        "ACTION_SERVER_HOST",
-        "0.0.0.0",  # noqa: S104 - until the action server checks who calls it
-        "address the action server listens on",
+        "ACTION_SERVER_HOST", "127.0.0.1", "address the action server listens on"
+    )
+    action_server_token: str | None = _variable(
+        "ACTION_SERVER_TOKEN",
+        None,
+        "shared secret the rasa server sends with every action call (make run makes one)",
     )
     action_server_port: int = _variable(
         "ACTION_SERVER_PORT", 5055, "port of the action server", _whole
@@ -119,6 +122,9 @@ class Settings:
     rasa_port: int = _variable("RASA_PORT", 5005, "port of the rasa server", _whole)
     rasa_api_token: str | None = _variable(
         "RASA_API_TOKEN", None, "turns on Rasa's HTTP API for `make serve`, behind this token"
+    )
+    rasa_api_token_file: Path | None = _variable(
+        "RASA_API_TOKEN_FILE", None, "a file holding RASA_API_TOKEN instead", Path
     )
     fake_graph_port: int = _variable(
         "FAKE_GRAPH_PORT", 8765, "port of the fake Graph API of `make simulate`", _whole
@@ -160,6 +166,13 @@ class Settings:
     outbox_retry_seconds: int = _variable(
         "OUTBOX_RETRY_SECONDS", 180, "how long a reply is retried before it is failed", _whole
     )
+    # Privacy
+    retention_days: int = _variable(
+        "CONVERSATION_RETENTION_DAYS",
+        30,
+        "conversations idle longer than this are deleted, with their delivery records",
+        _whole,
+    )
     # Rasa's stores
     tracker_store_url: str | None = _variable(
         "TRACKER_STORE_URL", None, "Rasa's SQL tracker store (default: in memory)"
@@ -189,6 +202,16 @@ class Settings:
     def zone(self) -> ZoneInfo:
         """The one display zone: every time a patient or staff member reads is in it."""
         return ZoneInfo(self.timezone)
+
+
+def production_problems(settings: Settings) -> list[str]:
+    """What keeps these settings from serving patients: each names its variable."""
+    problems = []
+    if settings.id_hash_key == DEVELOPMENT_HASH_KEY:
+        problems.append("ID_HASH_KEY is not set (the development key is public): set a random one")
+    if not settings.action_server_token:
+        problems.append("ACTION_SERVER_TOKEN is not set: set a random one")
+    return problems
 
 
 def default_date_order(zone_name: str) -> str:

@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 
 import yaml
 
-from clinic.settings import DEFAULT_TEMPLATES_PATH
+from clinic.settings import DEFAULT_TEMPLATES_PATH, Settings
 
 # English names, so the output never depends on the process locale.
 WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
@@ -49,11 +49,12 @@ def format_short(moment: datetime, zone: ZoneInfo) -> str:
 
 
 class Templates:
-    def __init__(self, texts: dict[str, str]):
+    def __init__(self, texts: dict[str, str], facts: dict[str, str] | None = None):
         self._texts = texts
+        self._facts = facts or {}  # placeholders every text may use: {retention_days}
 
     def render(self, name: str, **values: str) -> str:
-        return self._texts[name].format(**values)
+        return self._texts[name].format(**self._facts, **values)
 
     def confirmation(
         self, start: datetime, zone: ZoneInfo, reminder_deliverable: bool, moved: bool = False
@@ -66,13 +67,18 @@ class Templates:
         return self.render(name, when=format_when(start, zone))
 
 
-def load_templates(path: Path) -> Templates:
+def load_templates(path: Path, facts: dict[str, str] | None = None) -> Templates:
     """The texts of `path`. The packaged file is the contract: a clinic's own file must
     have every text it has, with no placeholder that text does not have."""
     texts = _read(Path(path))
     if Path(path) != DEFAULT_TEMPLATES_PATH:
         _check(texts, _read(DEFAULT_TEMPLATES_PATH))
-    return Templates(texts)
+    return Templates(texts, facts)
+
+
+def templates_for(settings: Settings) -> Templates:
+    """The clinic's texts, with the facts of its settings filled in."""
+    return load_templates(settings.templates_path, {"retention_days": str(settings.retention_days)})
 
 
 def _read(path: Path) -> dict[str, str]:

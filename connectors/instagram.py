@@ -37,8 +37,9 @@ from sanic.response import HTTPResponse
 from clinic.audit import hash_id
 from clinic.db import create_database_engine
 from clinic.delivery import Inbox, InboxFull, InboxItem, NewMessage, Outbox
+from clinic.redaction import REDACTOR
 from clinic.settings import Settings, load_settings
-from clinic.templates import load_templates
+from clinic.templates import templates_for
 from connectors.graph_api import GraphApiClient, custom_body, text_bodies
 from connectors.outbox import ReplySender
 from connectors.webhook import (
@@ -137,7 +138,7 @@ class InstagramInput(InputChannel):
         self.access_token = access_token
         self.settings = settings
         self._id_hash_key = settings.id_hash_key
-        self._attachment_reply = load_templates(settings.templates_path).render("attachment_only")
+        self._attachment_reply = templates_for(settings).render("attachment_only")
         self._draining = False
         # Started by `start`, when the server starts.
         self.graph: GraphApiClient | None = None
@@ -171,8 +172,11 @@ class InstagramInput(InputChannel):
         self._answers_if_handled = answers_if_handled
         engine = create_database_engine(settings.database_url)
         lease = timedelta(seconds=settings.lease_seconds)
-        self.inbox = Inbox(engine, settings.replica_id, lease, max_pending=settings.max_pending)
-        self.outbox = Outbox(engine, settings.replica_id, lease)
+        key = settings.id_hash_key
+        self.inbox = Inbox(
+            engine, settings.replica_id, lease, key, max_pending=settings.max_pending
+        )
+        self.outbox = Outbox(engine, settings.replica_id, lease, key)
         self.graph = GraphApiClient(
             self.access_token, id_hash_key=settings.id_hash_key, base_url=settings.graph_url
         )
@@ -345,6 +349,7 @@ class InstagramInput(InputChannel):
             elif item.kind == "attachment":
                 await output.send_text_message(item.sender_id, self._attachment_reply)
             else:
+                REDACTOR.register(item.sender_id, item.text)  # never in a log line
                 if self.settings.typing_indicator:
                     self.sender.typing(item.sender_id)
                 message = UserMessage(
@@ -356,7 +361,7 @@ class InstagramInput(InputChannel):
                 )
                 await self._on_new_message(message)
             await output.flush()
-            await asyncio.to_thread(self.inbox.finish, item.id)
+            await asyncio.to_thread(self.inbox.finish, item)
             logger.info("instagram item processed kind=%s sender=%s", item.kind, ref)
         except Exception as error:  # noqa: BLE001 - the class only: it may quote the patient
             await self._turn_failed(item, error)
@@ -365,7 +370,7 @@ class InstagramInput(InputChannel):
         ref = self._ref(item.sender_id)
         if item.attempts >= MAX_TURN_ATTEMPTS:
             logger.error("instagram item given up: %s sender=%s", type(error).__name__, ref)
-            await asyncio.to_thread(self.inbox.give_up, item.id)
+            await asyncio.to_thread(self.inbox.give_up, item)
             return
         delay = timedelta(seconds=2**item.attempts)
         logger.warning("instagram turn failed: %s sender=%s, retried", type(error).__name__, ref)

@@ -13,7 +13,7 @@ from rasa.core.nlg.generator import NaturalLanguageGenerator
 from rasa.shared.core.trackers import DialogueStateTracker
 
 from clinic.settings import load_settings
-from clinic.templates import TemplateError, Templates, load_templates
+from clinic.templates import TemplateError, Templates, templates_for
 
 UTTER_PREFIX = "utter_"
 
@@ -26,7 +26,7 @@ class TemplatesNLG(NaturalLanguageGenerator):
     """Rasa builds it before the model (and its domain) is loaded, so it needs neither."""
 
     def __init__(self, templates: Templates | None = None, **_: Any):
-        self._templates = templates or load_templates(load_settings().templates_path)
+        self._templates = templates or templates_for(load_settings())
 
     async def generate(
         self,

@@ -170,7 +170,7 @@ class ReplySender:
         outcome = self._graph.post_once(custom_body(job.recipient_id, job.body))
         ref = hash_id(job.recipient_id, self._id_hash_key)
         if isinstance(outcome, Sent):
-            self._outbox.sent(job.reply_id)
+            self._outbox.sent(job.reply_id, job.recipient_id)
             return True
         if isinstance(outcome, Rejected):
             logger.warning(

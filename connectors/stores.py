@@ -3,7 +3,8 @@
 Rasa's endpoints.yml cannot give a variable a default, so these two entries pick the
 store when the server starts:
 - TRACKER_STORE_URL unset: in memory; a SQLAlchemy URL (postgresql://…): Rasa's
-  SQLTrackerStore, so any replica can continue any conversation.
+  SQLTrackerStore, so any replica can continue any conversation. Either way, "delete my
+  data" deletes the conversation from it.
 - LOCK_STORE_URL unset: in memory; redis://host:port/db: Rasa's RedisLockStore, so
   replicas never process two messages of one conversation at once. Its locks last as long
   as the inbox's leases (INBOX_LEASE_SECONDS) instead of Rasa's 60 s, so the messages of a
@@ -12,34 +13,98 @@ store when the server starts:
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from rasa.core.lock_store import InMemoryLockStore, LockStore, RedisLockStore
 from rasa.core.tracker_store import InMemoryTrackerStore, SQLTrackerStore, TrackerStore
+from rasa.shared.core.domain import Domain
+from rasa.shared.core.trackers import DialogueStateTracker
 from sqlalchemy.engine import make_url
 
+from clinic.redaction import REDACTOR
+from clinic.redaction import install as install_redaction
 from clinic.settings import load_settings
+
+# Set by the action that erases a patient's data: the conversation goes instead of being saved.
+ERASE_SLOT = "conversation_erased"
 
 
 class TrackerStoreFromEnvironment:
     """`tracker_store: type: connectors.stores.TrackerStoreFromEnvironment`"""
 
     def __new__(cls, domain: Any = None, event_broker: Any = None, **_: Any) -> TrackerStore:
-        url = load_settings().tracker_store_url
-        if not url:
-            return InMemoryTrackerStore(domain, event_broker)
-        parsed = make_url(url)
-        return SQLTrackerStore(
-            domain=domain,
-            dialect=parsed.drivername,
-            host=parsed.host,
-            port=parsed.port,
-            db=parsed.database,
-            username=parsed.username,
-            password=parsed.password,
-            event_broker=event_broker,
-            query=dict(parsed.query) or None,
-        )
+        # Every rasa server process (rasa run, rasa shell) builds this store: from here on
+        # its log lines are redacted.
+        install_redaction(REDACTOR)
+        return ErasingTrackerStore(_chosen_store(domain, event_broker))
+
+
+class ErasingTrackerStore(TrackerStore):
+    """Rasa's store, except that the conversation of a patient who has just erased their
+    data is deleted (every event of it, in memory or in SQL) instead of saved."""
+
+    def __init__(self, store: TrackerStore):
+        self._store = store
+        super().__init__(store.domain, store.event_broker)
+
+    @property
+    def domain(self) -> Domain:
+        return self._store.domain
+
+    @domain.setter
+    def domain(self, domain: Domain | None) -> None:
+        self._store.domain = domain or Domain.empty()
+
+    async def save(self, tracker: DialogueStateTracker) -> None:
+        if tracker.get_slot(ERASE_SLOT):
+            await self.erase(tracker.sender_id)
+        else:
+            await self._store.save(tracker)
+
+    async def erase(self, sender_id: str) -> None:
+        if isinstance(self._store, InMemoryTrackerStore):
+            self._store.store.pop(sender_id, None)
+        elif isinstance(self._store, SQLTrackerStore):
+            with self._store.session_scope() as session:
+                event = SQLTrackerStore.SQLEvent
+                session.query(event).filter(event.sender_id == sender_id).delete()
+                session.commit()
+        else:  # only the two stores above are ever chosen
+            raise TypeError(f"can't erase from {type(self._store).__name__}")
+
+    async def retrieve(self, sender_id: str) -> DialogueStateTracker | None:
+        REDACTOR.register(sender_id)  # a turn of this conversation begins
+        return await self._store.retrieve(sender_id)
+
+    async def retrieve_full_tracker(self, sender_id: str) -> DialogueStateTracker | None:
+        return await self._store.retrieve_full_tracker(sender_id)
+
+    async def keys(self) -> Iterable[str]:
+        return await self._store.keys()
+
+
+def _chosen_store(domain: Any, event_broker: Any) -> TrackerStore:
+    url = load_settings().tracker_store_url
+    if not url:
+        return InMemoryTrackerStore(domain, event_broker)
+    return sql_tracker_store(url, domain, event_broker)
+
+
+def sql_tracker_store(url: str, domain: Any = None, event_broker: Any = None) -> SQLTrackerStore:
+    """Rasa's SQL tracker store on the database a SQLAlchemy URL names."""
+    parsed = make_url(url)
+    return SQLTrackerStore(
+        domain=domain,
+        dialect=parsed.drivername,
+        host=parsed.host,
+        port=parsed.port,
+        db=parsed.database,
+        username=parsed.username,
+        password=parsed.password,
+        event_broker=event_broker,
+        query=dict(parsed.query) or None,
+    )
 
 
 class LockStoreFromEnvironment:

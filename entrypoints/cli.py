@@ -22,20 +22,23 @@ from clinic.errors import ClinicError
 from clinic.migrate import upgrade_to_latest
 from clinic.models import BOOKED, Appointment, BlockedTime, Doctor, WorkingHours
 from clinic.reminders import send_due_reminders
+from clinic.retention import purge
 from clinic.settings import (
     Settings,
     SettingsError,
     load_settings,
+    production_problems,
     shell_exports,
     value_of,
     variables,
 )
 from clinic.slots import day_bounds
-from clinic.templates import WEEKDAYS, TemplateError, format_when, load_templates
+from clinic.templates import WEEKDAYS, TemplateError, format_when, templates_for
 from connectors.graph_api import GraphApiClient
 from connectors.reminder_sender import graph_sender
 
 DEMO_DOCTOR = "Dr. Demo"
+PURGE_EVERY_SECONDS = 3600
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -64,6 +67,11 @@ def _parser() -> argparse.ArgumentParser:
     settings = commands.add_parser("settings", help="the settings in effect (secrets hidden)")
     settings.add_argument(
         "--export", nargs="+", metavar="NAME", help="shell `export` lines for these variables"
+    )
+    settings.add_argument(
+        "--check-production",
+        action="store_true",
+        help="fail, naming the variable, when a secret production needs is missing",
     )
 
     seed = commands.add_parser("seed", help="add demo data")
@@ -104,6 +112,11 @@ def _parser() -> argparse.ArgumentParser:
     remind.add_argument("--loop", action="store_true", help="keep running")
     remind.add_argument("--interval", type=_positive_int, default=60, help="seconds between runs")
     remind.set_defaults(handler=send_reminders)
+
+    purge = commands.add_parser(
+        "purge", help="delete conversations idle past CONVERSATION_RETENTION_DAYS"
+    )
+    purge.set_defaults(handler=run_purge)
 
     outbox = commands.add_parser("outbox", help="replies not sent yet, and replies given up")
     outbox.add_argument("--failed", action="store_true", help="only those given up")
@@ -230,10 +243,12 @@ def add_block(clinic: Clinic, args: argparse.Namespace) -> int:
 
 
 def send_reminders(clinic: Clinic, args: argparse.Namespace) -> int:
-    """Sends due reminders through Instagram (INSTAGRAM_ACCESS_TOKEN), once or in a loop."""
+    """Sends due reminders through Instagram (INSTAGRAM_ACCESS_TOKEN), once or in a loop;
+    the loop also runs the retention job once an hour."""
     client = GraphApiClient.from_settings(clinic.settings)
-    texts = load_templates(clinic.settings.templates_path)
+    texts = templates_for(clinic.settings)
     render = lambda start, zone: texts.render("reminder", when=format_when(start, zone))  # noqa: E731
+    last_purge = None
     try:
         while True:
             report = send_due_reminders(clinic, graph_sender(client), render)
@@ -244,9 +259,28 @@ def send_reminders(clinic: Clinic, args: argparse.Namespace) -> int:
             )
             if not args.loop:
                 return 0
+            if last_purge is None or clock.monotonic() - last_purge >= PURGE_EVERY_SECONDS:
+                run_purge(clinic, args)
+                last_purge = clock.monotonic()
             clock.sleep(args.interval)
     finally:
         client.close()
+
+
+def run_purge(clinic: Clinic, _args: argparse.Namespace) -> int:
+    url = clinic.settings.tracker_store_url
+    tracker_engine = create_database_engine(url) if url else None
+    try:
+        purged = purge(clinic, tracker_engine)
+    finally:
+        if tracker_engine is not None:
+            tracker_engine.dispose()
+    print(
+        f"Purged (older than {clinic.settings.retention_days} days): {purged.events} "
+        f"conversation events, {purged.messages} messages, {purged.replies} replies.",
+        flush=True,
+    )
+    return 0
 
 
 def print_settings(settings: Settings, args: argparse.Namespace) -> int:
@@ -254,6 +288,10 @@ def print_settings(settings: Settings, args: argparse.Namespace) -> int:
     if args.export:
         print(shell_exports(settings, args.export))
         return 0
+    if args.check_production:
+        for problem in production_problems(settings):
+            print(f"error: {problem}", file=sys.stderr)
+        return 1 if production_problems(settings) else 0
     for variable in variables():
         name = variable.metadata["env"]
         print(f"{name}={_shown(name, value_of(settings, name))}\t# {variable.metadata['meaning']}")
@@ -270,7 +308,8 @@ def _shown(name: str, value: str) -> str:
 
 def list_outbox(clinic: Clinic, args: argparse.Namespace) -> int:
     """Replies waiting or given up: ids, age, hashed recipient and why; never their text."""
-    replies = Outbox(clinic.engine, owner="cli", lease=timedelta(0)).listing(args.failed)
+    outbox = Outbox(clinic.engine, "cli", timedelta(0), clinic.settings.id_hash_key)
+    replies = outbox.listing(args.failed)
     now = clinic.now()
     for reply in replies:
         age = int((now - reply.created_at).total_seconds() // 60)

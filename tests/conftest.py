@@ -18,7 +18,8 @@ from clinic.settings import Settings
 from tests.databases import temporary_postgres_database
 
 TABLES = (
-    "notifications, audit_events, appointments, blocked_times, working_hours, patients, doctors"
+    "notifications, audit_events, appointments, blocked_times, working_hours, patients, doctors, "
+    "inbox_messages, outbox_messages"
 )
 
 # Nothing listens on port 9: connecting fails at once, like a database outage.

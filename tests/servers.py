@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import signal
 import subprocess
 import sys
@@ -160,8 +161,9 @@ def stack_environment(database_url: str, **extra: str) -> dict[str, str]:
         RASA_TELEMETRY_ENABLED="false",
         PYTHONPATH=str(ROOT),
         LOG_LEVEL=os.environ.get("TEST_LOG_LEVEL", "INFO"),
-        **extra,
+        ACTION_SERVER_TOKEN=secrets.token_urlsafe(32),
     )
+    env.update(extra)
     return env
 
 

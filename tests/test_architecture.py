@@ -16,8 +16,8 @@ import yaml
 
 from actions.intents import ASIDE_INTENTS, LEAVING_INTENTS
 from actions.server import ACTIONS
-from clinic.settings import DEFAULT_TEMPLATES_PATH, variables
-from clinic.templates import load_templates
+from clinic.settings import DEFAULT_TEMPLATES_PATH, Settings, variables
+from clinic.templates import templates_for
 from connectors.nlg import template_of
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -123,7 +123,7 @@ def test_every_custom_action_of_the_domain_is_served():
 
 
 def test_every_response_names_its_text_in_the_templates_and_holds_none_itself():
-    texts = load_templates(DEFAULT_TEMPLATES_PATH)
+    texts = templates_for(Settings())
     for name, variations in DOMAIN["responses"].items():
         assert variations == [{"custom": {"template": template_of(name)}}], name
         assert texts.render(template_of(name))

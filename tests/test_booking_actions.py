@@ -74,6 +74,27 @@ def test_the_day_in_the_first_message_is_kept(app, clinic, text, day):
     assert messages == []
 
 
+@pytest.mark.parametrize(
+    ("entities", "day", "time"),
+    [
+        ([{"entity": "appointment_day", "value": "2026-02-05"}], "2026-02-05", None),
+        ([{"entity": "appointment_day", "value": 5}], None, None),
+        ([{"entity": "appointment_day", "value": {"a": 1}}], None, None),
+        ([{"entity": "preferred_time", "value": 5}], None, None),
+        ([{"entity": "patient_name", "value": "x"}, {"value": "y"}, "z"], None, None),
+    ],
+    ids=["string-day", "number-day", "object-day", "number-time", "unknown-entities"],
+)
+def test_typed_payloads_are_used_only_for_known_entities_holding_text(
+    app, clinic, entities, day, time
+):
+    """`/book_appointment{"appointment_day": 5}` typed by a patient gets the normal answer."""
+    tracker = make_tracker(text="/book_appointment", intent="book_appointment", entities=entities)
+    slots, messages = run(ActionStartBooking(app), tracker)
+    assert (slots.get("appointment_day"), slots.get("preferred_time")) == (day, time)
+    assert messages == []
+
+
 def test_a_time_in_the_first_message_is_kept_for_the_day(app, clinic):
     slots, _ = run(
         ActionStartBooking(app),

@@ -454,7 +454,7 @@ def test_past_the_bound_of_waiting_messages_webhooks_get_503(graph, sqlite_url):
 
 def test_a_message_claimed_by_a_server_that_died_is_taken_over_once(graph, recorder, sqlite_url):
     engine = create_database_engine(sqlite_url)
-    dead = Inbox(engine, "dead-replica", lease=timedelta(seconds=1))
+    dead = Inbox(engine, "dead-replica", timedelta(seconds=1), "k")
     dead.accept([NewMessage("mid.orphan.1", "IG_TEST_1", 1770037200000, "text", "hi")])
     assert [item.mid for item in dead.claim(5)] == ["mid.orphan.1"]  # then the server dies
     channel = make_channel(graph, recorder, sqlite_url)
@@ -469,7 +469,7 @@ def test_a_message_claimed_by_a_server_that_died_is_taken_over_once(graph, recor
 
 def test_a_message_already_in_the_conversation_is_not_applied_twice(graph, recorder, sqlite_url):
     engine = create_database_engine(sqlite_url)
-    dead = Inbox(engine, "dead-replica", lease=timedelta(seconds=0))
+    dead = Inbox(engine, "dead-replica", timedelta(seconds=0), "k")
     dead.accept([NewMessage("mid.seen.1", "IG_TEST_1", 1770037200000, "text", "hi")])
     dead.claim(5)  # the turn reached the tracker, then the server died before sending
 

@@ -18,36 +18,12 @@ from connectors.fake_graph import FakeGraphApi
 from connectors.simulate import delivery, post_delivery
 from entrypoints.cli import main as clinic_cli
 from tests.conftest import TEST_NAME, TEST_PHONE
-from tests.helpers import wait_until
+from tests.instagram_patient import InstagramPatient
 from tests.servers import ROOT, Stack, running_stack
 
 SECRET = "e2e-app-secret"
 TOKEN = "e2e-access-token"
 PATIENT = "IG_TEST_E2E_7731"  # a placeholder Instagram id
-
-
-class Patient_:
-    """An Instagram user: sends signed webhooks, reads what the fake Graph API received."""
-
-    def __init__(self, rasa_url: str, graph: FakeGraphApi, sender_id: str):
-        self.rasa_url, self.graph, self.sender_id = rasa_url, graph, sender_id
-        self.read = 0
-
-    def messages(self) -> list[dict]:
-        return [b["message"] for b in self.graph.messages_to(self.sender_id) if "message" in b]
-
-    def say(self, text: str, payload: str | None = None, replies: int = 1) -> list[dict]:
-        body = delivery(self.sender_id, text, quick_reply_payload=payload)
-        assert post_delivery(self.rasa_url, body, SECRET) == 200
-        expected = self.read + replies
-        assert wait_until(lambda: len(self.messages()) >= expected, 60), self.messages()
-        new = self.messages()[self.read : expected]
-        self.read = expected
-        return new
-
-    def tap(self, message: dict, number: int, replies: int = 1) -> list[dict]:
-        option = message["quick_replies"][number - 1]
-        return self.say(option["title"], option["payload"], replies)
 
 
 @pytest.fixture
@@ -86,7 +62,7 @@ def _cli(database_url: str, argv: list[str]) -> int:
 
 def test_a_new_patient_books_through_instagram_and_gets_the_confirmation(stack):
     servers, graph, rasa_url, database_url = stack
-    patient = Patient_(rasa_url, graph, PATIENT)
+    patient = InstagramPatient(rasa_url, graph, PATIENT, SECRET)
 
     (greeting,) = patient.say("hi")
     assert greeting["text"].startswith("Hi! I'm the clinic's booking assistant.")

@@ -60,7 +60,7 @@ def test_asides_are_answered_and_the_form_carries_on(app, clinic):
     for intent, start in [
         ("greet", "Hi!"),
         ("bot_challenge", "I'm the clinic's booking assistant, a bot."),
-        ("ask_privacy", "We keep only your name and phone number"),
+        ("ask_privacy", "We keep your name and phone number in the clinic's booking system"),
         ("out_of_scope", "Sorry, I can only help with appointments"),
     ]:
         _, (message,) = run(ActionAnswerAside(app), make_tracker(intent=intent))
@@ -82,14 +82,16 @@ def test_delete_my_data_erases_details_and_cancels_upcoming_appointments(app, an
     )
     form_slots, _ = run(ValidateDeleteDataForm(app), tracker)
     assert form_slots["delete_confirmed"] is True
-    _, messages = run(ActionDeleteData(app), make_tracker(slots={"delete_confirmed": True}))
+    slots, messages = run(ActionDeleteData(app), make_tracker(slots={"delete_confirmed": True}))
     assert texts(messages) == [
-        "Done: I've deleted your name and phone number and withdrawn your consent. "
-        "I've also cancelled your appointment on Feb 5, 2026 at 9:00 AM."
+        "Done: I've deleted your name, phone number and our conversation, and withdrawn your "
+        "consent. I've also cancelled your appointment on Feb 5, 2026 at 9:00 AM."
     ]
+    assert slots["conversation_erased"] is True  # the rasa server deletes the conversation
     assert find_patient(any_clinic, "IG_TEST_1") is None
-    _, messages = run(ActionDeleteData(app), make_tracker(slots={"delete_confirmed": True}))
+    slots, messages = run(ActionDeleteData(app), make_tracker(slots={"delete_confirmed": True}))
     assert texts(messages) == ["I don't have any details stored for you."]
+    assert "conversation_erased" not in slots
 
 
 def test_the_deletion_question_says_what_it_erases(app, clinic):

@@ -22,10 +22,15 @@ def make_tracker(
     slots: dict[str, Any] | None = None,
     active_loop: str | None = None,
     events: list[dict[str, Any]] | None = None,
+    entities: list[dict[str, Any]] | None = None,
 ) -> Tracker:
     all_slots = {name: None for name in DOMAIN["slots"]} | {"requested_slot": None}
     all_slots.update(slots or {})
-    latest = {"text": text, "intent": {"name": intent, "confidence": confidence}, "entities": []}
+    latest = {
+        "text": text,
+        "intent": {"name": intent, "confidence": confidence},
+        "entities": entities or [],
+    }
     return Tracker(
         sender_id=sender_id,
         slots=all_slots,

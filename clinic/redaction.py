@@ -1,0 +1,122 @@
+"""Log redaction: what patients wrote, their slot values and their Instagram ids never reach
+a log line, at any level, from our code or from Rasa's and rasa-sdk's.
+
+Rasa logs message texts, parse results, slot values and conversation ids at DEBUG (and a
+typed "/text" that is not an intent in a warning). Two nets catch them:
+- the values themselves: each server registers what it is about to handle (the sender id,
+  the text and its words, the slot values), and every log line has them masked;
+- the shapes Rasa prints them in ("user message '…'", "value: …", "'text': '…'"), masked
+  whatever the value, for what was never registered.
+Installed once per server process, as a log record factory, so every handler and every
+formatter sees only the redacted line.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+from collections import OrderedDict
+
+MASK = "[redacted]"
+# Shorter values ("2", a list choice) reveal nothing and would blank every number in a log.
+MIN_LENGTH = 3
+# Words patients type that are not personal, and would only make logs unreadable.
+_HARMLESS = frozenset({
+    "a", "an", "the", "i", "me", "my", "you", "your", "we", "our", "is", "am", "are", "was",
+    "be", "to", "of", "in", "on", "at", "for", "and", "or", "but", "not", "no", "yes", "ok",
+    "okay", "hi", "hello", "hey", "please", "pls", "thanks", "thank", "bye", "book", "booking",
+    "appointment", "cancel", "stop", "help", "today", "tomorrow", "monday", "tuesday",
+    "wednesday", "thursday", "friday", "saturday", "sunday", "morning", "afternoon", "evening",
+    "next", "this", "that", "it", "can", "could", "would", "like", "want", "need", "see",
+    "doctor", "time", "day", "what", "when", "where", "which", "who", "how", "do", "does",
+    "delete", "data", "person", "talk",
+})  # fmt: skip
+_WORD = re.compile(rf"[\w+@.'’-]{{{MIN_LENGTH},}}")
+# Shapes in which Rasa and rasa-sdk print what a patient said or what a slot holds.
+_SHAPES = [
+    re.compile(p, re.IGNORECASE)
+    for p in (
+        r"(user message |text[\"']?: ?|message[\"']?: ?|value[\"']?: ?|slot values?:? ?)"
+        r"(\"(?:[^\"\\]|\\.)*\"|'(?:[^'\\]|\\.)*')",  # quoted
+        r"((?:text|value|sender_id|sender|conversation_id|conversation id|recipient)=)"
+        r"([^\s,)]+)",  # key=value
+        r"((?:SlotSet|UserUttered|BotUttered)\(.*?(?:value|text): )([^,)]*)",  # event reprs
+        r"((?:conversation|sender|tracker)(?: id| ID)? ')([^']*)(')",
+    )
+]
+
+
+class Redactor:
+    """Masks registered values (the newest `capacity` of them) and Rasa's value shapes."""
+
+    def __init__(self, capacity: int = 4096):
+        self._values: OrderedDict[str, None] = OrderedDict()
+        self._capacity = capacity
+        self._lock = threading.Lock()
+        self._pattern: re.Pattern | None = None
+
+    def register(self, *values: object) -> None:
+        """Values about to be handled (a text also for each of its words)."""
+        fresh = set()
+        for value in values:
+            if isinstance(value, str) and len(value.strip()) >= MIN_LENGTH:
+                fresh.add(value.strip())
+                fresh.update(w for w in _WORD.findall(value) if w.lower() not in _HARMLESS)
+        if not fresh:
+            return
+        with self._lock:
+            for value in fresh:
+                self._values[value] = None
+                self._values.move_to_end(value)
+            while len(self._values) > self._capacity:
+                self._values.popitem(last=False)
+            self._pattern = None
+
+    def redact(self, line: str) -> str:
+        pattern = self._compiled()
+        if pattern is not None:
+            line = pattern.sub(MASK, line)
+        for shape in _SHAPES:
+            line = shape.sub(_mask_value, line)
+        return line
+
+    def _compiled(self) -> re.Pattern | None:
+        with self._lock:
+            if self._pattern is None and self._values:
+                longest_first = sorted(self._values, key=len, reverse=True)
+                alternatives = "|".join(re.escape(v) for v in longest_first)
+                self._pattern = re.compile(rf"(?<!\w)(?:{alternatives})(?!\w)")
+            return self._pattern
+
+
+def _mask_value(match: re.Match) -> str:
+    groups = match.groups()
+    return groups[0] + MASK + (groups[2] if len(groups) > 2 else "")
+
+
+def install(redactor: Redactor) -> None:
+    """Every log record of the process is redacted as it is made (once per process)."""
+    current = logging.getLogRecordFactory()
+    if getattr(current, "redactor", None) is redactor:
+        return
+
+    def factory(*args: object, **kwargs: object) -> logging.LogRecord:
+        record = current(*args, **kwargs)
+        try:
+            record.msg = redactor.redact(record.getMessage())
+            record.args = ()
+            if record.exc_info:
+                record.exc_text = redactor.redact(
+                    logging.Formatter().formatException(record.exc_info)
+                )
+        except Exception:  # noqa: BLE001 - a line that can't be redacted is not logged whole
+            record.msg, record.args = "[a log line that could not be redacted]", ()
+        return record
+
+    factory.redactor = redactor  # type: ignore[attr-defined]
+    logging.setLogRecordFactory(factory)
+
+
+# The process's one redactor: logging is process-wide, and so is what it must hide.
+REDACTOR = Redactor()
