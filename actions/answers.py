@@ -44,3 +44,22 @@ def read_yes_no(
     if answer is None:
         dispatcher.utter_message(text=texts.render("yes_or_no"))
     return {slot: answer}
+
+
+def typed_answer(slot: str):
+    """A form's `extract_<slot>` method that reads the slot from the text, as typed:
+    `extract_patient_name = typed_answer("patient_name")`."""
+
+    async def extract(self, dispatcher, tracker: Tracker, domain) -> dict[str, Any]:
+        return read_answer(tracker, slot)
+
+    return extract
+
+
+def yes_no_answer(slot: str):
+    """A form's `extract_<slot>` method that reads a yes or a no (see `read_yes_no`)."""
+
+    async def extract(self, dispatcher, tracker: Tracker, domain) -> dict[str, Any]:
+        return read_yes_no(tracker, dispatcher, slot, self.texts)
+
+    return extract

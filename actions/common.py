@@ -16,7 +16,7 @@ from rasa_sdk.events import SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
 from actions.parsing import parse_day
-from clinic.application import ClinicApp
+from clinic.application import ClinicApp, Offer
 from clinic.audit import hash_id
 from clinic.templates import (
     MAX_QUICK_REPLIES,
@@ -62,12 +62,20 @@ class UsesClinic:
         buttons = [(self.texts.render(yes), "/affirm"), (self.texts.render(no), "/deny")]
         dispatcher.utter_message(text=question, buttons=quick_replies(buttons))
 
-    def numbered_times(self, header: str, slots: list[datetime]) -> tuple[str, list]:
-        """The header, '1. 9:00 AM', '2. 9:30 AM'…, the footer; and a quick reply per slot."""
+    def numbered_offers(
+        self, header: str, offers: list[Offer], doctors: dict[int, str] | None = None
+    ) -> tuple[str, list]:
+        """The header, '1. 9:00 AM', '2. 9:30 AM'…, the footer; and a quick reply per time.
+        With `doctors` (times of several doctors) each time names its doctor."""
         zone = self.app.zone
-        lines = [f"{number}. {format_time(slot, zone)}" for number, slot in enumerate(slots, 1)]
+
+        def shown(offer: Offer) -> str:
+            at = format_time(offer.start, zone)
+            return f"{at} {doctors[offer.doctor_id]}" if doctors else at
+
+        lines = [f"{number}. {shown(offer)}" for number, offer in enumerate(offers, 1)]
         text = "\n".join([header, *lines, self.texts.render("slot_list_footer")])
-        buttons = quick_replies([(format_time(slot, zone), slot.isoformat()) for slot in slots])
+        buttons = quick_replies([(shown(offer), offer.code) for offer in offers])
         return text, buttons
 
 
@@ -85,6 +93,21 @@ def latest_text(tracker: Tracker) -> str:
 
 def latest_intent(tracker: Tracker) -> str | None:
     return ((tracker.latest_message or {}).get("intent") or {}).get("name")
+
+
+# The forms of a booking: leaving one means nothing was booked.
+BOOKING_FORMS = frozenset({"details_form", "booking_form", "reschedule_form"})
+
+
+def form_stopped_this_turn(tracker: Tracker) -> str | None:
+    """The form that was active when the patient's latest message arrived."""
+    active = active_at_user_turn = None
+    for event in tracker.events:
+        if event.get("event") == "active_loop":
+            active = event.get("name")
+        if event.get("event") == "user":
+            active_at_user_turn = active
+    return active_at_user_turn
 
 
 # The entities a quick reply's payload may carry ("/book_appointment{...}").

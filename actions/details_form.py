@@ -10,11 +10,16 @@ from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.forms import FormValidationAction
 from rasa_sdk.types import DomainDict
 
-from actions.answers import read_answer, read_yes_no
+from actions.answers import read_yes_no, typed_answer
 from actions.common import FormQuestion, UsesClinic, skips_cleared
 from actions.parsing import extract_name
 from clinic.application import PatientView
-from clinic.errors import DatabaseUnavailableError, InvalidNameError, InvalidPhoneError
+from clinic.errors import (
+    DatabaseUnavailableError,
+    InvalidNameError,
+    InvalidPhoneError,
+    PhoneNeedsAreaCodeError,
+)
 from clinic.patients import normalize_name, normalize_phone
 
 _UNKNOWN = object()
@@ -71,15 +76,9 @@ class ValidateDetailsForm(UsesClinic, FormValidationAction):
             return {"consent_given": True}  # consent on file: don't ask again
         return read_yes_no(tracker, dispatcher, "consent_given", self.texts)
 
-    async def extract_patient_name(
-        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
-    ) -> dict[str, Any]:
-        return read_answer(tracker, "patient_name")
+    extract_patient_name = typed_answer("patient_name")
 
-    async def extract_patient_phone(
-        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
-    ) -> dict[str, Any]:
-        return read_answer(tracker, "patient_phone")
+    extract_patient_phone = typed_answer("patient_phone")
 
     @skips_cleared
     async def validate_consent_given(
@@ -113,6 +112,9 @@ class ValidateDetailsForm(UsesClinic, FormValidationAction):
     ) -> dict[str, Any]:
         try:
             normalize_phone(str(value), self.app.settings.phone_default_region)
+        except PhoneNeedsAreaCodeError:
+            dispatcher.utter_message(text=self.texts.render("phone_needs_area_code"))
+            return {"patient_phone": None}
         except InvalidPhoneError:
             dispatcher.utter_message(text=self.texts.render("invalid_phone"))
             return {"patient_phone": None}

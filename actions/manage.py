@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from abc import ABC, abstractmethod
 from datetime import datetime
 from typing import Any
@@ -12,21 +13,23 @@ from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.forms import FormValidationAction
 from rasa_sdk.types import DomainDict
 
-from actions.answers import read_answer, read_yes_no
+from actions.answers import typed_answer, yes_no_answer
 from actions.booking import (
     BOOKING_SLOTS,
     MANAGE_SLOTS,
     DayAndSlotValidation,
 )
 from actions.common import (
+    BOOKING_FORMS,
     ClinicAction,
     UsesClinic,
     clear,
+    form_stopped_this_turn,
     latest_text,
     quick_replies,
     skips_cleared,
 )
-from actions.parsing import parse_list_index
+from actions.parsing import find_clock_time, parse_list_index, parse_time_of_day
 from clinic.errors import AppointmentNotFoundError, DatabaseUnavailableError
 from clinic.templates import format_short, format_when
 
@@ -58,7 +61,24 @@ class ManagesAppointments(UsesClinic):
         except DatabaseUnavailableError:
             self.say_unavailable(dispatcher, tracker, "load appointments")
             return None
-        return [{"id": a.id, "start": a.start_at.isoformat()} for a in appointments]
+        return [
+            {
+                "id": a.id,
+                "start": a.start_at.isoformat(),
+                "doctor": a.doctor_id,
+                "visit": a.visit_type,
+            }
+            for a in appointments
+        ]
+
+    def describe(self, options: list[dict[str, Any]]) -> str:
+        """'Your appointment is on …', the list of them, or that there is none."""
+        if not options:
+            return self.texts.render("no_appointments")
+        if len(options) == 1:
+            return self.texts.render("your_appointment", when=self.when(options[0]))
+        lines = [self.texts.render("your_appointments")]
+        return "\n".join([*lines, *(f"- {self.when(o)}" for o in options)])
 
     def index_on_named_day(self, options: list[dict[str, Any]], text: str) -> int | None:
         """The only listed appointment on the day the text names, if there is exactly one."""
@@ -78,24 +98,15 @@ class ActionShowAppointments(ManagesAppointments, ClinicAction):
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> list[dict[str, Any]]:
         options = await self.load_options(tracker, dispatcher)
-        if options is None:
-            return []
-        if not options:
-            dispatcher.utter_message(text=self.texts.render("no_appointments"))
-        elif len(options) == 1:
-            dispatcher.utter_message(
-                text=self.texts.render("your_appointment", when=self.when(options[0]))
-            )
-        else:
-            lines = [self.texts.render("your_appointments")]
-            lines += [f"- {self.when(o)}" for o in options]
-            dispatcher.utter_message(text="\n".join(lines))
+        if options is not None:
+            dispatcher.utter_message(text=self.describe(options))
         return []
 
 
 class _StartManaging(ManagesAppointments, ClinicAction, ABC):
     """Loads the patient's appointments. The one meant is known when there is only one,
-    or when the message names the day of exactly one ("cancel the one on monday")."""
+    or when the message names the day of exactly one ("cancel the one on monday"). Coming
+    from another form (the patient switched task), says that it was left."""
 
     moves_the_choice = False
 
@@ -105,17 +116,28 @@ class _StartManaging(ManagesAppointments, ClinicAction, ABC):
     async def run(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> list[dict[str, Any]]:
+        if form_stopped_this_turn(tracker) in BOOKING_FORMS:
+            dispatcher.utter_message(text=self.texts.render("left_booking"))
         options = await self.load_options(tracker, dispatcher)
         events = [
             *clear(tracker, *MANAGE_SLOTS, *BOOKING_SLOTS),
             SlotSet("appointment_options", options),
         ]
-        meant = self._meant(options or [], latest_text(tracker))
+        which, new_time = self._parts(latest_text(tracker))
+        meant = self._meant(options or [], which)
         if meant is not None:
             events.append(SlotSet("appointment_choice", meant))
             if self.moves_the_choice:
                 events.append(SlotSet("rescheduling_id", meant))
+                events += self._new_time(new_time or "", meant)
         return events
+
+    def _parts(self, text: str) -> tuple[str, str | None]:
+        """What names the appointment, and (for a move) what names its new time."""
+        return text, None
+
+    def _new_time(self, text: str, meant: str) -> list[dict[str, Any]]:
+        return []
 
     def _meant(self, options: list[dict[str, Any]], text: str) -> str | None:
         if len(options) == 1:
@@ -130,10 +152,33 @@ class ActionStartCancel(_StartManaging):
 
 
 class ActionStartReschedule(_StartManaging):
+    """ "move it to friday morning": the new day and time of day are taken at once."""
+
     moves_the_choice = True
 
     def name(self) -> str:
         return "action_start_reschedule"
+
+    def _parts(self, text: str) -> tuple[str, str | None]:
+        """'move my monday visit to friday morning' -> 'move my monday visit', 'friday morning'."""
+        splits = list(re.finditer(r"\b(?:to|for|till|until)\b", text, re.IGNORECASE))
+        if not splits:
+            return text, None
+        return text[: splits[-1].start()], text[splits[-1].end() :]
+
+    def _new_time(self, text: str, meant: str) -> list[dict[str, Any]]:
+        events = []
+        day = self.read_day(text)
+        today = self.app.today()
+        if day is not None and today <= day <= self.app.last_bookable_day():
+            events.append(SlotSet("appointment_day", day.isoformat()))
+            wanted = find_clock_time(text)
+            if wanted:
+                events.append(SlotSet("preferred_time", wanted))
+        time_of_day = parse_time_of_day(text)
+        if time_of_day is not None:
+            events.append(SlotSet("time_of_day", time_of_day))
+        return events
 
 
 class _ChooseAppointment(ManagesAppointments):
@@ -148,10 +193,7 @@ class _ChooseAppointment(ManagesAppointments):
     ) -> list[str]:
         return domain_slots if _options(tracker) else []
 
-    async def extract_appointment_choice(
-        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
-    ) -> dict[str, Any]:
-        return read_answer(tracker, "appointment_choice")
+    extract_appointment_choice = typed_answer("appointment_choice")
 
     @skips_cleared
     def validate_appointment_choice(
@@ -175,10 +217,7 @@ class ValidateCancelForm(_ChooseAppointment, FormValidationAction):
     def name(self) -> str:
         return "validate_cancel_form"
 
-    async def extract_cancel_confirmed(
-        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
-    ) -> dict[str, Any]:
-        return read_yes_no(tracker, dispatcher, "cancel_confirmed", self.texts)
+    extract_cancel_confirmed = yes_no_answer("cancel_confirmed")
 
 
 class ValidateRescheduleForm(_ChooseAppointment, DayAndSlotValidation, FormValidationAction):

@@ -287,3 +287,103 @@ def extract_name(text: str) -> str:
     punctuation removed; what remains is checked by `clinic.patients.normalize_name`."""
     name = _NAME_PREFIX.sub("", text.strip(), count=1)
     return name.strip().rstrip(".!")
+
+
+_SOONEST = re.compile(
+    r"\b(asap|a\.s\.a\.p|as soon as|soonest|earliest|first (?:available|free|open)|"
+    r"next available|right away|urgent(?:ly)?|emergency)\b",
+    re.IGNORECASE,
+)
+_AFTER_BEFORE = re.compile(
+    r"\b(after|from|past|later than|before|earlier than|by)\s+"
+    r"(noon|midday|\d{1,2}(?:[:.]\d{2})?\s*(?:a\.?m\.?|p\.?m\.?)?)(?![\d/])",
+    re.IGNORECASE,
+)
+_DAY_PARTS = {
+    "morning": "morning", "mornings": "morning", "am": "morning",
+    "afternoon": "afternoon", "afternoons": "afternoon", "arvo": "afternoon", "pm": "afternoon",
+    "evening": "evening", "evenings": "evening", "night": "evening", "tonight": "evening",
+}  # fmt: skip
+_LATEST = re.compile(r"\b(latest|last (?:one|appointment|slot|time)|late as possible)\b", re.I)
+
+
+def wants_soonest(text: str) -> bool:
+    """ "asap", "soonest", "first available": the earliest free times, whatever the day."""
+    return bool(_SOONEST.search(text))
+
+
+def parse_time_of_day(text: str) -> str | None:
+    """A time-of-day wish in a message, as a `clinic.preferences.TimeOfDay` code:
+    "morning", "afternoon", "evening", "after 15:00", "before 12:00", "earliest", "latest".
+    "after 3" means 3 PM: clinics open in the morning."""
+    if match := _AFTER_BEFORE.search(text):
+        word, clock = match.group(1).lower(), match.group(2).lower().replace(".", ":")
+        at = _wall_clock(clock)
+        if at is not None:
+            after = word in {"after", "from", "past", "later than"}
+            return f"{'after' if after else 'before'} {at}"
+    if _LATEST.search(text):
+        return "latest"
+    if wants_soonest(text) or re.search(r"\bearly\b", text, re.IGNORECASE):
+        return "earliest"
+    for word in re.findall(r"[a-z]+", text.lower()):
+        fixed = word if len(word) < 5 else _close(word, list(_DAY_PARTS))
+        if fixed in _DAY_PARTS and (len(word) > 2 or word in {"am", "pm"} and len(text) < 12):
+            return _DAY_PARTS[fixed]
+    return None
+
+
+def _wall_clock(clock: str) -> str | None:
+    """'3' -> '15:00', '10am' -> '10:00', 'noon' -> '12:00'."""
+    if clock in {"noon", "midday"}:
+        return "12:00"
+    match = re.fullmatch(r"(\d{1,2})(?::(\d{2}))?\s*(a:?m:?|p:?m:?)?", clock.replace(" ", ""))
+    if not match:
+        return None
+    hour, minute = int(match.group(1)), int(match.group(2) or 0)
+    suffix = (match.group(3) or "").replace(":", "")
+    if suffix == "pm" and hour < 12 or not suffix and 1 <= hour <= 7:
+        hour += 12
+    elif suffix == "am" and hour == 12:
+        hour = 0
+    if hour > 23 or minute > 59:
+        return None
+    return f"{hour:02d}:{minute:02d}"
+
+
+def _close(word: str, choices: list[str]) -> str:
+    found = difflib.get_close_matches(word, choices, n=1, cutoff=0.8)
+    return found[0] if found else word
+
+
+_QUESTION_START = re.compile(
+    r"^\s*(what|whats|what's|where|wheres|when|how|hows|why|who|which|is|are|do|does|did|can|"
+    r"could|will|would|should|may)\b",
+    re.IGNORECASE,
+)
+
+
+def is_question(text: str) -> bool:
+    """Plainly a question: it asks ("?") or opens like one ("how much…", "do you…")."""
+    return "?" in text or bool(_QUESTION_START.match(text))
+
+
+def doctor_named(text: str, doctors: list[tuple[int, str]]) -> int | None:
+    """The doctor a message names ("Dr. Smith", "smith", "dr smiht"): their id, or None.
+    `doctors` are (id, name) pairs."""
+    words = [w for w in re.findall(r"[a-z]+", text.lower()) if len(w) >= 3 and w not in {"doctor"}]
+    for doctor_id, name in doctors:
+        parts = [p for p in re.findall(r"[a-z]+", name.lower()) if p not in {"dr", "doctor"}]
+        if any(difflib.get_close_matches(p, words, n=1, cutoff=0.8) for p in parts if len(p) >= 3):
+            return doctor_id
+    return None
+
+
+_ANY_DOCTOR = re.compile(
+    r"\b(any(?:one|body)?|whoever|no preference|doesn'?t matter|don'?t (?:care|mind)|either)\b",
+    re.IGNORECASE,
+)
+
+
+def wants_any_doctor(text: str) -> bool:
+    return bool(_ANY_DOCTOR.search(text))

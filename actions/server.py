@@ -23,9 +23,12 @@ from sanic import Sanic, response
 from sanic.request import Request
 from sanic.response import HTTPResponse
 
+from actions.asides import ActionAnswerAside, ActionAnswerFaq
 from actions.booking import (
     ActionAskAppointmentDay,
+    ActionAskDoctorChoice,
     ActionAskSlotChoice,
+    ActionAskVisitType,
     ActionBookAppointment,
     ActionStartBooking,
     ValidateBookingForm,
@@ -48,7 +51,6 @@ from actions.manage import (
     ValidateRescheduleForm,
 )
 from actions.support import (
-    ActionAnswerAside,
     ActionAskDeleteConfirmed,
     ActionDeleteData,
     ActionHandoff,
@@ -92,6 +94,9 @@ ACTIONS = (
     ActionHandoff,
     ActionAnswerAside,
     ActionHelpAfterFallback,
+    ActionAnswerFaq,
+    ActionAskVisitType,
+    ActionAskDoctorChoice,
 )
 
 

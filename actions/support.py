@@ -12,14 +12,15 @@ from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.forms import FormValidationAction
 from rasa_sdk.types import DomainDict
 
-from actions.answers import read_yes_no
+from actions.answers import yes_no_answer
 from actions.booking import BOOKING_SLOTS, MANAGE_SLOTS
 from actions.common import (
+    BOOKING_FORMS,
     ClinicAction,
     FormQuestion,
     UsesClinic,
     clear,
-    latest_intent,
+    form_stopped_this_turn,
     latest_text,
     quick_replies,
 )
@@ -30,7 +31,6 @@ from clinic.templates import format_day, format_when
 logger = logging.getLogger(__name__)
 
 FLOW_SLOTS = [*BOOKING_SLOTS, *MANAGE_SLOTS, "patient_name", "patient_phone", "delete_confirmed"]
-BOOKING_FORMS = {"details_form", "booking_form", "reschedule_form"}
 
 
 class ActionStopFlow(ClinicAction):
@@ -40,22 +40,11 @@ class ActionStopFlow(ClinicAction):
     async def run(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> list[dict[str, Any]]:
-        if _form_stopped_this_turn(tracker) in BOOKING_FORMS:
+        if form_stopped_this_turn(tracker) in BOOKING_FORMS:
             dispatcher.utter_message(text=self.texts.render("stopped_booking"))
         else:
             dispatcher.utter_message(text=self.texts.render("stopped"))
         return clear(tracker, *FLOW_SLOTS, "consent_given")
-
-
-def _form_stopped_this_turn(tracker: Tracker) -> str | None:
-    """The form that was active when the patient's latest message arrived."""
-    active = active_at_user_turn = None
-    for event in tracker.events:
-        if event.get("event") == "active_loop":
-            active = event.get("name")
-        if event.get("event") == "user":
-            active_at_user_turn = active
-    return active_at_user_turn
 
 
 class ActionHandoff(ClinicAction):
@@ -75,29 +64,6 @@ class ActionHandoff(ClinicAction):
         return clear(tracker, *FLOW_SLOTS)
 
 
-class ActionAnswerAside(ClinicAction):
-    """Answers a greeting, thanks, a question about the bot or an off-topic message
-    in the middle of a form; the rules then repeat the form's question."""
-
-    REPLIES = {
-        "greet": "aside_greet",
-        "thanks": "aside_thanks",
-        "bot_challenge": "aside_bot",
-        "out_of_scope": "aside_out_of_scope",
-        "ask_privacy": "privacy",
-    }
-
-    def name(self) -> str:
-        return "action_answer_aside"
-
-    async def run(
-        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
-    ) -> list[dict[str, Any]]:
-        reply = self.texts.render(self.REPLIES.get(latest_intent(tracker) or "", "aside_other"))
-        dispatcher.utter_message(text=f"{reply} {self.texts.render('carry_on')}")
-        return []
-
-
 class ValidateDeleteDataForm(UsesClinic, FormValidationAction):
     def name(self) -> str:
         return "validate_delete_data_form"
@@ -115,10 +81,7 @@ class ValidateDeleteDataForm(UsesClinic, FormValidationAction):
             return []
         return domain_slots if patient is not None else []
 
-    async def extract_delete_confirmed(
-        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
-    ) -> dict[str, Any]:
-        return read_yes_no(tracker, dispatcher, "delete_confirmed", self.texts)
+    extract_delete_confirmed = yes_no_answer("delete_confirmed")
 
 
 class ActionDeleteData(ClinicAction):

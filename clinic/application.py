@@ -7,14 +7,16 @@ and runs in one transaction, so an action makes one call and never sees a sessio
 from __future__ import annotations
 
 import itertools
+from collections import defaultdict
 from dataclasses import dataclass
 from datetime import date, datetime
 from zoneinfo import ZoneInfo
 
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
-from clinic import audit
-from clinic.availability import days_with_slots, slots_in_session
+from clinic import audit, faq
+from clinic.availability import days_with_slots, opening_hours
 from clinic.booking import (
     cancel_in,
     conflicts_as_slot_taken,
@@ -25,9 +27,9 @@ from clinic.booking import (
 from clinic.context import Clinic
 from clinic.db import create_database_engine, transaction
 from clinic.delivery import forget_sender
-from clinic.doctors import booking_doctor
+from clinic.doctors import bookable_doctors
 from clinic.errors import AppointmentNotFoundError, NotConsentedError
-from clinic.models import Appointment, Patient, utc_now
+from clinic.models import Appointment, Doctor, Patient, utc_now
 from clinic.patients import (
     add_consented_patient,
     consent_in,
@@ -38,6 +40,8 @@ from clinic.patients import (
     update_details,
     withdraw_in,
 )
+from clinic.preferences import TimeOfDay
+from clinic.profile import Profile, ProfileError, VisitType, load_profile
 from clinic.reminders import reminder_deliverable
 from clinic.settings import Settings
 from clinic.templates import Templates, templates_for
@@ -63,9 +67,52 @@ class PatientView:
 
 
 @dataclass(frozen=True)
+class DoctorView:
+    id: int
+    name: str
+    visit_types: tuple[str, ...]  # the keys of the visits they offer
+
+
+@dataclass(frozen=True)
+class Offer:
+    """A free time, and the doctor free then."""
+
+    start: datetime
+    doctor_id: int
+
+    @property
+    def code(self) -> str:
+        """How a conversation keeps it (a slot value, a quick reply's payload)."""
+        return f"{self.start.isoformat()}@{self.doctor_id}"
+
+    @classmethod
+    def from_code(cls, code: object) -> Offer | None:
+        if not isinstance(code, str) or "@" not in code:
+            return None
+        start, _, doctor = code.rpartition("@")
+        try:
+            return cls(datetime.fromisoformat(start), int(doctor))
+        except ValueError:
+            return None
+
+
+@dataclass(frozen=True)
+class Wish:
+    """What the patient asked for: a visit type (None: the default visit), a doctor (None:
+    any), a time of day (None: any time)."""
+
+    visit: str | None = None
+    doctor_id: int | None = None
+    time_of_day: TimeOfDay | None = None
+
+
+NO_WISH = Wish()
+
+
+@dataclass(frozen=True)
 class DaySlots:
     day: date
-    slots: list[datetime]
+    offers: list[Offer]
 
 
 @dataclass(frozen=True)
@@ -74,14 +121,20 @@ class Booked:
     zone: ZoneInfo  # the zone the patient reads times in
     reminder_deliverable: bool
     moved: bool
+    doctor: str
+    visit: str
+    choice: bool  # the clinic offers several doctors or visits, so the texts name them
 
 
 class ClinicApp:
     """The booking core as the adapters see it."""
 
-    def __init__(self, clinic: Clinic, templates: Templates | None = None):
+    def __init__(
+        self, clinic: Clinic, templates: Templates | None = None, profile: Profile | None = None
+    ):
         self.clinic = clinic
         self.templates = templates or templates_for(clinic.settings)
+        self.profile = profile or load_profile(clinic.settings.profile_path)
 
     @classmethod
     def from_settings(cls, settings: Settings, clock=utc_now) -> ClinicApp:
@@ -157,53 +210,126 @@ class ClinicApp:
                 recipient_hash=audit.hash_id(instagram_id, self.settings.id_hash_key),
             )
 
+    # --- the clinic: doctors, visits, questions ----------------------------------------
+
+    def doctors(self) -> list[DoctorView]:
+        """The doctors patients can book with (DEFAULT_DOCTOR_ID alone, when it is set)."""
+        with transaction(self.clinic.engine) as session:
+            return [self._view(d) for d in bookable_doctors(session, self.settings)]
+
+    def visit_types(self) -> list[VisitType]:
+        """The visit types some bookable doctor offers, in the profile's order."""
+        return self._offered(self.doctors())
+
+    def _offered(self, doctors: list[DoctorView]) -> list[VisitType]:
+        offered = {key for doctor in doctors for key in doctor.visit_types}
+        return [v for v in self.profile.visit_types if v.key in offered]
+
+    def answer_question(self, text: str, day: date | None) -> str | None:
+        """The answer to a question about the clinic from its profile and schedule; None
+        when they don't hold one. `day`: the day the question names, if any."""
+        with transaction(self.clinic.engine) as session:
+            hours = opening_hours(session, self.clinic)
+            doctors = [d.name for d in bookable_doctors(session, self.settings)]
+        return faq.answer(text, self.profile, hours, self.templates, day, doctors)
+
     # --- free times ---------------------------------------------------------------
 
-    def days_with_slots(self, from_day: date, count: int) -> list[date]:
-        """Up to `count` days from `from_day` on that have a free slot."""
+    def days_with_slots(self, from_day: date, count: int, wish: Wish = NO_WISH) -> list[date]:
+        """Up to `count` days from `from_day` on with a free time that fits the wish."""
         with transaction(self.clinic.engine) as session:
-            doctor = booking_doctor(session, self.settings)
-            days = days_with_slots(session, self.clinic, doctor, from_day)
-            return [day for day, _ in itertools.islice(days, max(count, 0))]
+            days = self._offers_by_day(session, from_day, wish)
+        return list(itertools.islice(days, max(count, 0)))
 
-    def first_day_with_slots(self, from_day: date) -> DaySlots | None:
-        """`from_day` if it has free slots, else the next day that has some."""
+    def first_day_with_slots(self, from_day: date, wish: Wish = NO_WISH) -> DaySlots | None:
+        """`from_day` if it has free times that fit the wish, else the next day that has."""
         with transaction(self.clinic.engine) as session:
-            doctor = booking_doctor(session, self.settings)
-            found = next(days_with_slots(session, self.clinic, doctor, from_day), None)
-        return None if found is None else DaySlots(*found)
+            days = self._offers_by_day(session, from_day, wish)
+        return next((DaySlots(day, offers) for day, offers in days.items()), None)
 
-    def slots_on(self, day: date) -> list[datetime]:
+    def slots_on(self, day: date, wish: Wish = NO_WISH) -> list[Offer]:
+        """The day's free times that fit the wish (every doctor's, for "any doctor")."""
         with transaction(self.clinic.engine) as session:
-            doctor = booking_doctor(session, self.settings)
-            return slots_in_session(session, self.clinic, doctor, day)
+            return self._offers_by_day(session, day, wish, last_day=day).get(day, [])
+
+    def _offers_by_day(
+        self, session: Session, from_day: date, wish: Wish, last_day: date | None = None
+    ) -> dict[date, list[Offer]]:
+        """Day -> free times fitting the wish, earliest day first; at any start the doctor
+        with the lowest id who is free there."""
+        visit = self.profile.visit_type(wish.visit)
+        by_day: dict[date, dict[datetime, int]] = defaultdict(dict)
+        for doctor in bookable_doctors(session, self.settings):
+            if wish.doctor_id not in (None, doctor.id):
+                continue
+            if visit.key not in self._view(doctor).visit_types:
+                continue
+            for day, starts in days_with_slots(
+                session, self.clinic, doctor, from_day, visit.minutes
+            ):
+                if last_day is not None and day > last_day:
+                    break
+                for start in starts:
+                    by_day[day].setdefault(start, doctor.id)
+        offers = {}
+        for day in sorted(by_day):
+            starts = sorted(by_day[day])
+            if wish.time_of_day is not None:
+                starts = wish.time_of_day.pick(starts, self.zone)
+            if starts:
+                offers[day] = [Offer(start, by_day[day][start]) for start in starts]
+        return offers
 
     # --- appointments ---------------------------------------------------------------
 
     def book_for(
         self,
         instagram_id: str,
-        start: datetime,
+        offer: Offer,
         message_at: datetime,
+        visit: str | None = None,
         moving: int | None = None,
     ) -> Booked:
-        """Books `start` (or moves appointment `moving` there) for the patient who wrote at
-        `message_at`. Raises `SlotTakenError`, `SlotUnavailableError`, `NotConsentedError`,
+        """Books the `offer` for a `visit` (a visit type key; None: the default visit), or
+        moves appointment `moving` there, for the patient who wrote at `message_at`.
+        Raises `SlotTakenError`, `SlotUnavailableError`, `NotConsentedError`,
         `AppointmentNotFoundError`; nothing is half-written."""
         with conflicts_as_slot_taken(), transaction(self.clinic.engine) as session:
             patient = patient_by_instagram_id(session, instagram_id)
             if patient is None or not patient.has_consented:
                 raise NotConsentedError("no consent on file")
             if moving is not None:
-                appointment = reschedule_in(session, self.clinic, moving, patient.id, start)
+                appointment = reschedule_in(session, self.clinic, moving, patient.id, offer.start)
             else:
-                doctor = booking_doctor(session, self.settings)
-                appointment = insert_booking(session, self.clinic, doctor.id, patient.id, start)
+                visit_type = self.profile.visit_type(visit)
+                appointment = insert_booking(
+                    session, self.clinic, offer.doctor_id, patient.id, offer.start, visit_type
+                )
+            doctor = session.get(Doctor, appointment.doctor_id)
+            doctors = [self._view(d) for d in bookable_doctors(session, self.settings)]
             last_message_at = max(filter(None, [patient.last_message_at, message_at]))
         deliverable = reminder_deliverable(
             appointment.start_at, last_message_at, self.settings.reminder_lead
         )
-        return Booked(appointment, self.zone, deliverable, moved=moving is not None)
+        return Booked(
+            appointment,
+            self.zone,
+            deliverable,
+            moved=moving is not None,
+            doctor=doctor.name,
+            visit=self._visit_name(appointment.visit_type),
+            choice=len(doctors) > 1 or len(self._offered(doctors)) > 1,
+        )
+
+    def _visit_name(self, key: str | None) -> str:
+        try:
+            return self.profile.visit_type(key).name
+        except ProfileError:
+            return key or self.profile.visit_types[0].name
+
+    def _view(self, doctor: Doctor) -> DoctorView:
+        keys = tuple(k for k in (doctor.visit_types or "").split(",") if k.strip())
+        return DoctorView(doctor.id, doctor.name, keys or (self.profile.visit_types[0].key,))
 
     def appointments_of(self, instagram_id: str) -> list[Appointment]:
         """The patient's upcoming appointments, earliest first."""

@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 from clinic.context import Clinic
 from clinic.db import transaction
 from clinic.errors import UnknownDoctorError
+from clinic.faq import OpeningHours, merge_ranges
 from clinic.models import BOOKED, Appointment, BlockedTime, Doctor, WorkingHours
 from clinic.slots import Interval, day_bounds, free_slots
 
@@ -44,9 +45,10 @@ def first_day_with_slots(
 
 
 def days_with_slots(
-    session: Session, clinic: Clinic, doctor: Doctor, from_day: date
+    session: Session, clinic: Clinic, doctor: Doctor, from_day: date, minutes: int | None = None
 ) -> Iterator[tuple[date, list[datetime]]]:
-    """Days with free slots up to the horizon, read with one query for all their bookings."""
+    """Days with free slots (of `minutes`, by default the doctor's slot) up to the horizon,
+    read with one query for all their bookings."""
     zone = ZoneInfo(doctor.timezone)
     last_day = clinic.last_bookable_day(zone)
     if from_day > last_day:
@@ -57,16 +59,19 @@ def days_with_slots(
     for offset in range((last_day - from_day).days + 1):
         day = from_day + timedelta(days=offset)
         bounds = day_bounds(day, zone)
-        slots = _free(clinic, doctor, day, hours, [b for b in busy if b.overlaps(bounds)])
+        busy_today = [b for b in busy if b.overlaps(bounds)]
+        slots = _free(clinic, doctor, day, hours, busy_today, minutes)
         if slots:
             yield day, slots
 
 
-def slots_in_session(session: Session, clinic: Clinic, doctor: Doctor, day: date) -> list[datetime]:
+def slots_in_session(
+    session: Session, clinic: Clinic, doctor: Doctor, day: date, minutes: int | None = None
+) -> list[datetime]:
     """`available_slots` inside a caller's transaction (booking checks with it)."""
     zone = ZoneInfo(doctor.timezone)
     busy = busy_intervals(session, doctor.id, day_bounds(day, zone))
-    return _free(clinic, doctor, day, weekly_hours(session, doctor.id), busy)
+    return _free(clinic, doctor, day, weekly_hours(session, doctor.id), busy, minutes)
 
 
 def load_doctor(session: Session, doctor_id: int) -> Doctor:
@@ -109,13 +114,57 @@ def busy_intervals(session: Session, doctor_id: int, window: Interval) -> list[I
     return [i for i in intervals if i.overlaps(window)]
 
 
-def _free(clinic: Clinic, doctor: Doctor, day: date, hours: dict, busy: list) -> list[datetime]:
+def _free(
+    clinic: Clinic, doctor: Doctor, day: date, hours: dict, busy: list, minutes: int | None
+) -> list[datetime]:
     return free_slots(
         day=day,
         zone=ZoneInfo(doctor.timezone),
         hours=hours.get(day.weekday(), []),
-        slot_length=timedelta(minutes=doctor.slot_minutes),
+        slot_length=timedelta(minutes=minutes or doctor.slot_minutes),
         busy=busy,
         now=clinic.now(),
         rules=clinic.rules,
+        step=timedelta(minutes=doctor.slot_minutes),
     )
+
+
+def opening_hours(session: Session, clinic: Clinic, days_ahead: int = 60) -> OpeningHours:
+    """The clinic's week (every active doctor's hours together) and the coming days it is
+    closed: days whose opening hours a clinic-wide block covers whole."""
+    zone = clinic.settings.zone
+    rows = session.execute(
+        select(WorkingHours.weekday, WorkingHours.start_time, WorkingHours.end_time)
+        .join(Doctor)
+        .where(Doctor.active == 1)
+    ).all()
+    ranges: dict[int, list[tuple]] = defaultdict(list)
+    for weekday, opens, closes in rows:
+        ranges[weekday].append((opens, closes))
+    weekly = {weekday: merge_ranges(day_ranges) for weekday, day_ranges in ranges.items()}
+    today = clinic.today()
+    window = Interval(
+        day_bounds(today, zone).start, day_bounds(today + timedelta(days_ahead), zone).end
+    )
+    blocks = session.execute(
+        select(BlockedTime.start_at, BlockedTime.end_at, BlockedTime.reason).where(
+            BlockedTime.doctor_id.is_(None),
+            BlockedTime.end_at > window.start,
+            BlockedTime.start_at < window.end,
+        )
+    ).all()
+    closed = {}
+    for offset in range(days_ahead + 1):
+        day = today + timedelta(days=offset)
+        opening = [
+            Interval(datetime.combine(day, o, tzinfo=zone), datetime.combine(day, c, tzinfo=zone))
+            for o, c in weekly.get(day.weekday(), [])
+        ]
+        covering = [
+            reason
+            for start, end, reason in blocks
+            if opening and all(Interval(start, end).covers(part) for part in opening)
+        ]
+        if covering:
+            closed[day] = covering[0]
+    return OpeningHours(weekly, closed)

@@ -23,6 +23,7 @@ from clinic.errors import (
     SlotUnavailableError,
 )
 from clinic.models import BOOKED, CANCELLED, Appointment, Patient
+from clinic.profile import VisitType
 
 logger = logging.getLogger(__name__)
 
@@ -64,7 +65,10 @@ def reschedule_in(
     old = own_active_appointment(session, appointment_id, patient_id)
     mark_cancelled(session, clinic, old)
     session.flush()
-    return insert_booking(session, clinic, old.doctor_id, patient_id, new_start)
+    visit = _same_visit(old)
+    appointment = insert_booking(session, clinic, old.doctor_id, patient_id, new_start, visit)
+    appointment.visit_type = old.visit_type
+    return appointment
 
 
 def cancel(clinic: Clinic, appointment_id: int, patient_id: int) -> Appointment:
@@ -116,8 +120,14 @@ def cancel_upcoming(session: Session, clinic: Clinic, patient_id: int) -> list[A
 
 
 def insert_booking(
-    session: Session, clinic: Clinic, doctor_id: int, patient_id: int, start: datetime
+    session: Session,
+    clinic: Clinic,
+    doctor_id: int,
+    patient_id: int,
+    start: datetime,
+    visit: VisitType | None = None,
 ) -> Appointment:
+    """Books `start` for a `visit` (its length; by default one of the doctor's slots)."""
     if start.tzinfo is None:
         raise SlotUnavailableError("the start time has no time zone")
     doctor = load_doctor(session, doctor_id)
@@ -127,9 +137,10 @@ def insert_booking(
     held = held_appointment(session, patient_id, start, doctor_id)
     if held is not None:
         return held  # the same request again (a turn re-run after a crash): the same booking
-    slot_length = timedelta(minutes=doctor.slot_minutes)
+    minutes = visit.minutes if visit else doctor.slot_minutes
+    slot_length = timedelta(minutes=minutes)
     local_day = start.astimezone(ZoneInfo(doctor.timezone)).date()
-    if start not in slots_in_session(session, clinic, doctor, local_day):
+    if start not in slots_in_session(session, clinic, doctor, local_day, minutes):
         if _overlaps_booking(session, doctor_id, start, start + slot_length):
             raise SlotTakenError("the slot is already booked")
         raise SlotUnavailableError("the start is not a free slot of this doctor")
@@ -140,6 +151,7 @@ def insert_booking(
         start_at=start,
         end_at=start + slot_length,
         status=BOOKED,
+        visit_type=visit.key if visit else None,
         created_at=clinic.now(),
     )
     session.add(appointment)
@@ -152,6 +164,13 @@ def insert_booking(
         doctor_id=doctor_id,
     )
     return appointment
+
+
+def _same_visit(appointment: Appointment) -> VisitType:
+    """A moved appointment lasts as long as it did, whatever its type is called now."""
+    minutes = int((appointment.end_at - appointment.start_at).total_seconds() // 60)
+    key = appointment.visit_type or ""
+    return VisitType(key, key, minutes, "", ())
 
 
 def _cancelled_own(session: Session, appointment_id: int, patient_id: int) -> bool:

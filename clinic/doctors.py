@@ -1,4 +1,4 @@
-"""Which doctor the bot books with."""
+"""Which doctors the bot books with."""
 
 from __future__ import annotations
 
@@ -24,3 +24,11 @@ def booking_doctor(session: Session, settings: Settings) -> Doctor:
             else f"DEFAULT_DOCTOR_ID={wanted} is not an active doctor"
         )
     return doctor
+
+
+def bookable_doctors(session: Session, settings: Settings) -> list[Doctor]:
+    """The doctors patients can book with: DEFAULT_DOCTOR_ID alone when it is set, else
+    every active doctor, lowest id first."""
+    if settings.default_doctor_id is not None:
+        return [booking_doctor(session, settings)]
+    return list(session.scalars(select(Doctor).where(Doctor.active == 1).order_by(Doctor.id)))

@@ -18,7 +18,11 @@ class NotConsentedError(ClinicError):
 
 
 class InvalidPhoneError(ClinicError):
-    """The phone number does not parse or is not a possible number."""
+    """The phone number does not parse or is not a valid number of its region."""
+
+
+class PhoneNeedsAreaCodeError(InvalidPhoneError):
+    """The number could be a local one: it needs its area code to be callable."""
 
 
 class InvalidNameError(ClinicError):

@@ -70,6 +70,9 @@ class Doctor(Base):
     timezone = Column(String(64), nullable=False)
     slot_minutes = Column(Integer, nullable=False, default=30)
     active = Column(Integer, nullable=False, default=1, server_default=text("1"))
+    # The keys of the visit types the doctor offers, comma-separated; none set: the
+    # profile's first (default) visit.
+    visit_types = Column(String(500), nullable=True)
 
     working_hours = relationship("WorkingHours", order_by="WorkingHours.start_time")
 
@@ -145,6 +148,7 @@ class Appointment(Base):
     start_at = Column(UTCDateTime, nullable=False)
     end_at = Column(UTCDateTime, nullable=False)
     status = Column(String(16), nullable=False, default=BOOKED)
+    visit_type = Column(String(64), nullable=True)  # a key of the profile's visit types
     notes = Column(Text, nullable=False, default="")
     created_at = Column(UTCDateTime, nullable=False, default=utc_now)
     cancelled_at = Column(UTCDateTime, nullable=True)

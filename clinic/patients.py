@@ -16,7 +16,12 @@ from clinic import audit
 from clinic.booking import cancel_upcoming
 from clinic.context import Clinic
 from clinic.db import transaction
-from clinic.errors import InvalidNameError, InvalidPhoneError, NotConsentedError
+from clinic.errors import (
+    InvalidNameError,
+    InvalidPhoneError,
+    NotConsentedError,
+    PhoneNeedsAreaCodeError,
+)
 from clinic.models import (
     CONSENT_GRANTED,
     Appointment,
@@ -183,11 +188,9 @@ def normalize_name(raw: str) -> str:
 
 
 def normalize_phone(raw: str, region: str) -> str:
-    """The number in E.164, read with `region` when it has no country code.
-
-    "Possible" (right length for its country) rather than "valid" is checked, so
-    numbers from newly assigned ranges are not refused by stale metadata.
-    """
+    """The number in E.164, read with `region` when it has no country code. It must be a
+    valid number of its region (one someone can call), not merely of a possible length:
+    "555 0100" has no area code and is refused as such."""
     text = raw.strip()
     if not text or len(text) > PHONE_MAX_LENGTH or not re.search(r"\d", text):
         raise InvalidPhoneError("not a phone number")
@@ -195,6 +198,8 @@ def normalize_phone(raw: str, region: str) -> str:
         number = phonenumbers.parse(text, region)
     except phonenumbers.NumberParseException as error:
         raise InvalidPhoneError("not a phone number") from error
-    if not phonenumbers.is_possible_number(number):
-        raise InvalidPhoneError("not a possible phone number")
+    if not phonenumbers.is_valid_number(number):
+        if phonenumbers.is_possible_number(number) and not text.startswith("+"):
+            raise PhoneNeedsAreaCodeError("the number has no area code")
+        raise InvalidPhoneError("not a valid phone number")
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)

@@ -18,6 +18,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_TEMPLATES_PATH = Path(__file__).resolve().parent / "templates.yml"
+DEFAULT_PROFILE_PATH = Path(__file__).resolve().parent / "profile.yml"
 # Only for development: production must set ID_HASH_KEY so hashed ids can't be reversed.
 DEVELOPMENT_HASH_KEY = "clinic-dm-development-key"
 DATE_ORDERS = ("MDY", "DMY", "YMD")
@@ -98,6 +99,12 @@ class Settings:
     )
     templates_path: Path = _variable(
         "CLINIC_TEMPLATES", DEFAULT_TEMPLATES_PATH, "every text patients read", Path
+    )
+    profile_path: Path = _variable(
+        "CLINIC_PROFILE",
+        DEFAULT_PROFILE_PATH,
+        "the clinic's facts patients ask about, and its visit types",
+        Path,
     )
     id_hash_key: str = _variable(
         "ID_HASH_KEY", DEVELOPMENT_HASH_KEY, "key of hashed ids in audit rows and logs"

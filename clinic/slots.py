@@ -1,7 +1,8 @@
 """Pure slot maths: which starts of one day are free. No clock, no database.
 
 Worked example: hours 9:00-12:00, 30-minute slots, a block 10:00-10:30
--> 9:00, 9:30, 10:30, 11:00, 11:30.
+-> 9:00, 9:30, 10:30, 11:00, 11:30; a 60-minute visit on the same 30-minute grid
+-> 9:00, 10:30, 11:00.
 """
 
 from __future__ import annotations
@@ -30,6 +31,9 @@ class Interval:
     def overlaps(self, other: Interval) -> bool:
         return self.start < other.end and other.start < self.end
 
+    def covers(self, other: Interval) -> bool:
+        return self.start <= other.start and other.end <= self.end
+
 
 @dataclass(frozen=True)
 class SlotRules:
@@ -57,13 +61,15 @@ def free_slots(
     busy: Sequence[Interval],
     now: datetime,
     rules: SlotRules,
+    step: timedelta | None = None,
 ) -> list[datetime]:
     """Starts (aware, in `zone`) of the slots of `day` that can still be booked.
 
-    Each range of `hours` is cut into slots of `slot_length` from its start, in
-    real elapsed time, so a range that spans a clock change has the right number
-    of slots. A slot must end by the range end, overlap nothing in `busy`, start
-    at least `rules.min_notice` after `now`, and lie within the horizon.
+    Starts lie on the doctor's grid (`step`, by default `slot_length`) from each range's
+    start, in real elapsed time, so a range that spans a clock change has the right number
+    of slots. A slot lasts `slot_length` (a visit type's length), must end by the range
+    end, overlap nothing in `busy`, start at least `rules.min_notice` after `now`, and lie
+    within the horizon.
     """
     if day > rules.last_bookable_day(now, zone):
         return []
@@ -77,7 +83,7 @@ def free_slots(
             slot = Interval(slot_start, slot_start + slot_length)
             if slot_start >= earliest and not any(slot.overlaps(b) for b in busy):
                 starts.append(slot_start.astimezone(zone))
-            slot_start += slot_length
+            slot_start += step or slot_length
     return starts
 
 

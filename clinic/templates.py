@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import string
-from datetime import date, datetime
+from datetime import date, datetime, time
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -26,9 +26,13 @@ class TemplateError(ValueError):
 
 def format_time(moment: datetime, zone: ZoneInfo) -> str:
     """'2:00 PM'"""
-    local = moment.astimezone(zone)
-    hour = local.hour % 12 or 12
-    return f"{hour}:{local.minute:02d} {'AM' if local.hour < 12 else 'PM'}"
+    return format_clock(moment.astimezone(zone).time())
+
+
+def format_clock(moment: time) -> str:
+    """A wall-clock time: '2:00 PM'"""
+    hour = moment.hour % 12 or 12
+    return f"{hour}:{moment.minute:02d} {'AM' if moment.hour < 12 else 'PM'}"
 
 
 def format_day(day: date) -> str:
@@ -57,14 +61,22 @@ class Templates:
         return self._texts[name].format(**self._facts, **values)
 
     def confirmation(
-        self, start: datetime, zone: ZoneInfo, reminder_deliverable: bool, moved: bool = False
+        self,
+        start: datetime,
+        zone: ZoneInfo,
+        reminder_deliverable: bool,
+        moved: bool = False,
+        visit: str = "",
+        doctor: str = "",
     ) -> str:
-        """The booking (or rescheduling) confirmation; it promises a reminder only when
-        Instagram's 24-hour window will let one through."""
+        """The booking (or rescheduling) confirmation, naming the visit and the doctor when
+        given (a clinic with a choice of them); it promises a reminder only when Instagram's
+        24-hour window will let one through."""
         name = "rescheduled" if moved else "confirmation"
         if not reminder_deliverable:
             name += "_save_this"
-        return self.render(name, when=format_when(start, zone))
+        named = self.render("visit_with_doctor", visit=visit, doctor=doctor) if doctor else ""
+        return self.render(name, when=format_when(start, zone), visit_with_doctor=named)
 
 
 def load_templates(path: Path, facts: dict[str, str] | None = None) -> Templates:

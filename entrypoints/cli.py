@@ -21,6 +21,7 @@ from clinic.delivery import Outbox
 from clinic.errors import ClinicError
 from clinic.migrate import upgrade_to_latest
 from clinic.models import BOOKED, Appointment, BlockedTime, Doctor, WorkingHours
+from clinic.profile import load_profile
 from clinic.reminders import send_due_reminders
 from clinic.retention import purge
 from clinic.settings import (
@@ -37,7 +38,20 @@ from clinic.templates import WEEKDAYS, TemplateError, format_when, templates_for
 from connectors.graph_api import GraphApiClient
 from connectors.reminder_sender import graph_sender
 
-DEMO_DOCTOR = "Dr. Demo"
+# Name, working hours (weekday, opens, closes), the visit types offered (by their place in
+# the profile: 0 is the first).
+DEMO_DOCTORS = [
+    (
+        "Dr. Demo",
+        [(d, time(o), time(c)) for d in range(5) for o, c in ((9, 12), (13, 17))],
+        [0],
+    ),
+    (
+        "Dr. Smith",
+        [(d, time(8), time(12)) for d in range(6)] + [(d, time(14), time(18)) for d in (1, 3)],
+        [0, 2],
+    ),
+]
 PURGE_EVERY_SECONDS = 3600
 
 
@@ -77,6 +91,13 @@ def _parser() -> argparse.ArgumentParser:
     seed = commands.add_parser("seed", help="add demo data")
     seed.add_argument("--demo", action="store_true", required=True, help="one demo doctor")
     seed.add_argument("--if-empty", action="store_true", help="only when there is no doctor yet")
+    seed.add_argument(
+        "--doctors",
+        type=int,
+        choices=(1, 2),
+        default=1,
+        help="2: also a second doctor, who offers a second visit type",
+    )
     seed.set_defaults(handler=seed_demo)
 
     doctors = commands.add_parser("doctors", help="list doctors and their hours")
@@ -130,26 +151,33 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def seed_demo(clinic: Clinic, args: argparse.Namespace) -> int:
-    """One doctor, Mon-Fri 9:00-17:00 with a lunch break 12:00-13:00, 30-minute slots."""
+    """Dr. Demo: Mon-Fri 9:00-17:00, lunch 12:00-13:00, 30-minute slots, consultations. With
+    `--doctors 2` also Dr. Smith: Mon-Sat 8:00-12:00 and Tue, Thu 14:00-18:00, for
+    consultations and procedures, so two doctors and two visit types can be tried."""
     with transaction(clinic.engine) as session:
         if args.if_empty and session.scalar(select(func.count()).select_from(Doctor)):
             print("Doctors are already set up; no demo doctor added.")
             return 0
-        existing = session.scalar(select(Doctor).where(Doctor.name == DEMO_DOCTOR))
-        if existing is not None:
-            print(f"Demo doctor already present (id {existing.id}).")
-            return 0
-        doctor = Doctor(name=DEMO_DOCTOR, timezone=clinic.settings.timezone, slot_minutes=30)
-        session.add(doctor)
-        session.flush()
-        for weekday in range(5):
-            for opens, closes in ((time(9), time(12)), (time(13), time(17))):
+        profile = load_profile(clinic.settings.profile_path)
+        keys = [v.key for v in profile.visit_types]
+        for name, hours, visits in DEMO_DOCTORS[: args.doctors]:
+            existing = session.scalar(select(Doctor).where(Doctor.name == name))
+            if existing is not None:
+                print(f"{name} already present (id {existing.id}).")
+                continue
+            offered = ",".join(keys[i] for i in visits if i < len(keys))
+            doctor = Doctor(
+                name=name, timezone=clinic.settings.timezone, slot_minutes=30, visit_types=offered
+            )
+            session.add(doctor)
+            session.flush()
+            for weekday, opens, closes in hours:
                 session.add(
                     WorkingHours(
                         doctor_id=doctor.id, weekday=weekday, start_time=opens, end_time=closes
                     )
                 )
-        print(f"Added {DEMO_DOCTOR} (id {doctor.id}), Mon-Fri 9:00-17:00, lunch 12:00-13:00.")
+            print(f"Added {name} (id {doctor.id}), offering {offered.replace(',', ', ')}.")
     return 0
 
 

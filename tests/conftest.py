@@ -26,7 +26,8 @@ TABLES = (
 UNREACHABLE_DATABASE_URL = "postgresql+psycopg2://postgres@127.0.0.1:9/clinic"
 
 TEST_NAME = "PATIENT_TEST"
-TEST_PHONE = "+10000000000"
+# A fictional number from the range reserved for fiction (555-0100..0199): valid, reaches no one.
+TEST_PHONE = "+12025550143"
 
 
 class FrozenClock:

@@ -19,10 +19,17 @@ def add_doctor(
     zone: str = "America/New_York",
     slot_minutes: int = 30,
     name: str = "Dr. Test",
+    visit_types: str | None = None,
 ) -> int:
     hours = WEEKDAYS_9_TO_5_WITH_LUNCH if hours is None else hours
     with transaction(clinic.engine) as session:
-        doctor = Doctor(name=name, timezone=zone, slot_minutes=slot_minutes, active=1)
+        doctor = Doctor(
+            name=name,
+            timezone=zone,
+            slot_minutes=slot_minutes,
+            active=1,
+            visit_types=visit_types,
+        )
         session.add(doctor)
         session.flush()
         for weekday, ranges in hours.items():

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from actions.intents import ASIDE_INTENTS, LEAVING_INTENTS
+from actions.intents import ASIDE_INTENTS, LEAVING_INTENTS, SWITCH_INTENTS
 from actions.server import ACTIONS
 from clinic.settings import DEFAULT_TEMPLATES_PATH, Settings, variables
 from clinic.templates import templates_for
@@ -111,6 +111,22 @@ def test_exactly_the_leaving_intents_leave_any_form():
         if "condition" not in rule and {"action": "action_deactivate_loop"} in rule["steps"]:
             leaving |= _intents_of(rule["steps"][0])
     assert leaving == LEAVING_INTENTS
+
+
+def test_every_form_lets_go_for_the_other_tasks():
+    """Cancelling or moving an appointment can start inside any form but its own."""
+    doing = {"cancel_appointment": "cancel_form", "reschedule_appointment": "reschedule_form"}
+    switches = {
+        (rule["condition"][0]["active_loop"], intent)
+        for rule in RULES
+        if "condition" in rule and {"action": "action_deactivate_loop"} in rule["steps"]
+        for intent in _intents_of(rule["steps"][0])
+    }
+    expected = {
+        (form, intent) for form in DOMAIN["forms"] for intent in SWITCH_INTENTS
+        if doing[intent] != form
+    }  # fmt: skip
+    assert switches == expected
 
 
 # --- every action wired, every text in one file ----------------------------------------

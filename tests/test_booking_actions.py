@@ -34,6 +34,12 @@ def at(day: date, hour: int, minute: int = 0) -> datetime:
     return datetime.combine(day, time(hour, minute), tzinfo=NEW_YORK)
 
 
+def code(start: datetime | str, doctor: int = 1) -> str:
+    """How a conversation keeps an offered time (`Offer.code`): the start, and the doctor."""
+    start = start.isoformat() if isinstance(start, datetime) else start
+    return f"{start}@{doctor}"
+
+
 def slot_answer(text: str, offered: list[datetime], day: date = THURSDAY, intent="choose_option"):
     return make_tracker(
         text=text,
@@ -42,7 +48,7 @@ def slot_answer(text: str, offered: list[datetime], day: date = THURSDAY, intent
         slots={
             "requested_slot": "slot_choice",
             "appointment_day": day.isoformat(),
-            "offered_slots": [s.isoformat() for s in offered],
+            "offered_slots": [code(s) for s in offered],
         },
     )
 
@@ -106,8 +112,8 @@ def test_a_time_in_the_first_message_is_kept_for_the_day(app, clinic):
 @pytest.mark.parametrize(
     ("value", "preferred", "chosen", "said"),
     [
-        ("2026-02-05", "at 2pm", "2026-02-05T14:00:00-05:00", []),
-        ("thursday at 2:30", None, "2026-02-05T14:30:00-05:00", []),
+        ("2026-02-05", "at 2pm", code("2026-02-05T14:00:00-05:00"), []),
+        ("thursday at 2:30", None, code("2026-02-05T14:30:00-05:00"), []),
         ("2026-02-05", "at 12:15", None, ["Sorry, 12:15 isn't free on Thu, Feb 5."]),
         ("thursday", None, None, []),
     ],
@@ -182,7 +188,10 @@ def test_the_slot_list_is_numbered_with_one_quick_reply_per_slot_at_most_13(app,
     assert lines[1:4] == ["1. 9:00 AM", "2. 9:30 AM", "3. 10:00 AM"]
     assert lines[14] == "14. 4:30 PM"
     assert len(message["buttons"]) == 13
-    assert message["buttons"][0] == {"title": "9:00 AM", "payload": "2026-02-05T09:00:00-05:00"}
+    assert message["buttons"][0] == {
+        "title": "9:00 AM",
+        "payload": code("2026-02-05T09:00:00-05:00"),
+    }
     assert all(len(b["title"]) <= 20 for b in message["buttons"])
     assert len(slots["offered_slots"]) == 14
 
@@ -220,7 +229,7 @@ def test_after_a_lost_slot_the_list_says_so(app, clinic):
         ("2:30pm", 9),
         ("14:30", 9),
         ("the second one", 1),
-        ("2026-02-05T09:30:00-05:00", 1),
+        (code("2026-02-05T09:30:00-05:00"), 1),
         ("last", 13),
     ],
 )
@@ -228,7 +237,7 @@ def test_slot_answers(app, clinic, text, index):
     doctor = add_doctor(clinic)
     offered = available_slots(clinic, doctor, THURSDAY)
     slots, messages = run(ValidateBookingForm(app), slot_answer(text, offered))
-    assert slots["slot_choice"] == offered[index].isoformat()
+    assert slots["slot_choice"] == code(offered[index])
     assert messages == []
 
 
@@ -282,7 +291,7 @@ def booking_tracker(start: datetime, sender_id: str = "IG_TEST_1", **slots):
     return make_tracker(
         sender_id=sender_id,
         slots={
-            "slot_choice": start.isoformat(),
+            "slot_choice": code(start),
             "appointment_day": start.date().isoformat(),
             **slots,
         },

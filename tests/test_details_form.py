@@ -163,3 +163,15 @@ def test_each_message_reads_the_patient_at_most_once(form, clinic, requested, te
         _, messages = run(form, answer(text, requested, intent="affirm", **slots))
     assert messages == []  # every answer was taken
     assert log.reads_of("patients") <= 1, log.statements
+
+
+def test_a_number_without_area_code_is_asked_again_with_it(form, clinic):
+    add_patient(clinic, details=False)
+    tracker = answer("555 0100", "patient_phone", intent="give_phone", consent_given=True,
+                     patient_name="PATIENT_TEST")  # fmt: skip
+    slots, messages = run(form, tracker)
+    assert slots["patient_phone"] is None
+    assert texts(messages) == [
+        "I need the area code too, so the clinic can call you: for example 212 555 0199."
+    ]
+    assert find_patient(clinic, "IG_TEST_1").phone is None

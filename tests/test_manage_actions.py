@@ -40,7 +40,10 @@ def two_appointments(any_clinic):
 
 
 def options_of(*appointments) -> list[dict]:
-    return [{"id": a.id, "start": a.start_at.isoformat()} for a in appointments]
+    return [
+        {"id": a.id, "start": a.start_at.isoformat(), "doctor": a.doctor_id, "visit": a.visit_type}
+        for a in appointments
+    ]
 
 
 def test_show_lists_only_my_upcoming_appointments(app, two_appointments, any_clinic):

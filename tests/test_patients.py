@@ -11,7 +11,12 @@ from sqlalchemy import select
 
 from clinic.booking import book, upcoming
 from clinic.db import transaction
-from clinic.errors import InvalidNameError, InvalidPhoneError, NotConsentedError
+from clinic.errors import (
+    InvalidNameError,
+    InvalidPhoneError,
+    NotConsentedError,
+    PhoneNeedsAreaCodeError,
+)
 from clinic.models import AuditEvent, Patient
 from clinic.patients import (
     find_patient,
@@ -35,7 +40,8 @@ def at(day: date, hour: int) -> datetime:
 @pytest.mark.parametrize(
     ("raw", "region", "e164"),
     [
-        ("+10000000000", "US", "+10000000000"),
+        ("+1 202 555 0143", "US", "+12025550143"),
+        ("202 555 0143", "US", "+12025550143"),
         ("(212) 555-0199", "US", "+12125550199"),
         ("212.555.0199", "US", "+12125550199"),
         ("+44 20 7946 0958", "US", "+442079460958"),
@@ -47,9 +53,17 @@ def test_phone_numbers_are_stored_as_e164(raw, region, e164):
     assert normalize_phone(raw, region) == e164
 
 
-@pytest.mark.parametrize("raw", ["", "hello", "12345", "+1 212", "9" * 60, "+999 1234567"])
+@pytest.mark.parametrize(
+    "raw", ["", "hello", "12345", "+1 212", "9" * 60, "+999 1234567", "+10000000000", "+1 555 0100"]
+)
 def test_impossible_phone_numbers_are_refused(raw):
     with pytest.raises(InvalidPhoneError):
+        normalize_phone(raw, "US")
+
+
+@pytest.mark.parametrize("raw", ["555 0100", "5550143", "555-0199"])
+def test_a_local_number_without_area_code_is_asked_again_with_it(raw):
+    with pytest.raises(PhoneNeedsAreaCodeError):
         normalize_phone(raw, "US")
 
 

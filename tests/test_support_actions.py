@@ -7,8 +7,8 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 
+from actions.asides import ActionAnswerAside
 from actions.support import (
-    ActionAnswerAside,
     ActionDeleteData,
     ActionHandoff,
     ActionStopFlow,

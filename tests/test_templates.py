@@ -17,8 +17,21 @@ NEW_YORK = ZoneInfo("America/New_York")
 def test_the_confirmation_reads_exactly_as_promised():
     templates = load_templates(DEFAULT_TEMPLATES_PATH)
     start = datetime(2026, 2, 5, 19, 0, tzinfo=timezone.utc)
-    assert templates.confirmation(start, NEW_YORK, reminder_deliverable=True) == (
+    confirmation = templates.confirmation(start, NEW_YORK, reminder_deliverable=True)
+    assert confirmation == (
         "Your appointment is confirmed for Feb 5, 2026 at 2:00 PM. "
+        "We'll send a reminder before your visit."
+    )
+
+
+def test_with_a_choice_of_doctors_the_confirmation_names_the_visit_and_doctor():
+    templates = load_templates(DEFAULT_TEMPLATES_PATH)
+    start = datetime(2026, 2, 5, 19, 0, tzinfo=timezone.utc)
+    confirmation = templates.confirmation(
+        start, NEW_YORK, reminder_deliverable=True, visit="Procedure", doctor="Dr. Smith"
+    )
+    assert confirmation == (
+        "Your appointment is confirmed for Feb 5, 2026 at 2:00 PM: Procedure with Dr. Smith. "
         "We'll send a reminder before your visit."
     )
 
@@ -52,7 +65,7 @@ def test_days_read_like_thu_feb_5():
 def test_a_clinic_can_reword_a_template_in_its_own_file(tmp_path: Path):
     custom = tmp_path / "templates.yml"
     text = DEFAULT_TEMPLATES_PATH.read_text().replace(
-        "Your appointment is confirmed for {when}.", "See you on {when}!"
+        "Your appointment is confirmed for {when}{visit_with_doctor}.", "See you on {when}!"
     )
     custom.write_text(text)
     start = datetime(2026, 2, 5, 19, 0, tzinfo=timezone.utc)
@@ -66,6 +79,8 @@ def test_a_missing_text_or_unknown_placeholder_is_reported(tmp_path: Path):
     with pytest.raises(TemplateError, match="missing templates"):
         load_templates(missing)
     wrong = tmp_path / "wrong.yml"
-    wrong.write_text(DEFAULT_TEMPLATES_PATH.read_text().replace("{when}. We'll", "{whenn}. We'll"))
-    with pytest.raises(TemplateError, match="whenn"):
+    wrong.write_text(
+        DEFAULT_TEMPLATES_PATH.read_text().replace("{when}{visit_with_doctor}.", "{when}{doctorr}.")
+    )
+    with pytest.raises(TemplateError, match="doctorr"):
         load_templates(wrong)
