@@ -41,6 +41,7 @@ from clinic.redaction import REDACTOR
 from clinic.settings import Settings, load_settings
 from clinic.templates import templates_for
 from connectors.graph_api import GraphApiClient, custom_body, text_bodies
+from connectors.log_levels import follow_rasa_log_level
 from connectors.outbox import ReplySender
 from connectors.webhook import (
     MAX_BODY_BYTES,
@@ -130,6 +131,7 @@ class InstagramInput(InputChannel):
             key: _expand(str(credentials.get(key) or f"${{INSTAGRAM_{key.upper()}}}"))
             for key in ("verify_token", "app_secret", "access_token")
         }
+        follow_rasa_log_level()
         return cls(**values, settings=load_settings())
 
     def __init__(self, verify_token: str, app_secret: str, access_token: str, settings: Settings):
