@@ -35,9 +35,9 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt constraints.txt
 	@touch $@
 
 # Train only when the data, the domain or the config changed. The rules decide every
-# turn, so stories need no augmentation; library deprecation warnings are hidden.
+# turn, so stories need no augmentation; library warnings are not printed.
 $(MODEL): $(RASA_INPUTS) | $(VENV)/.installed
-	PYTHONWARNINGS=ignore TF_CPP_MIN_LOG_LEVEL=2 \
+	. scripts/startup-env && \
 		$(BIN)/rasa train --fixed-model-name clinic --out models --augmentation 0 --quiet
 
 train: $(MODEL)
@@ -69,7 +69,7 @@ test: setup
 	$(BIN)/ruff format --check .
 	$(BIN)/rasa data validate --fail-on-warnings --quiet
 	$(MAKE) --no-print-directory train
-	$(BIN)/pytest
+	$(BIN)/pytest -n 4 --dist loadfile
 	scripts/with-settings $(BIN)/rasa test core --model $(MODEL) --stories tests/test_stories.yml \
 		--fail-on-prediction-errors --out results --quiet
 

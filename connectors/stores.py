@@ -25,6 +25,7 @@ from sqlalchemy.engine import make_url
 from clinic.redaction import REDACTOR
 from clinic.redaction import install as install_redaction
 from clinic.settings import load_settings
+from connectors import schema_checks
 from connectors.log_levels import follow_rasa_log_level
 
 # Set by the action that erases a patient's data: the conversation goes instead of being saved.
@@ -36,8 +37,10 @@ class TrackerStoreFromEnvironment:
 
     def __new__(cls, domain: Any = None, event_broker: Any = None, **_: Any) -> TrackerStore:
         # Every rasa server process (rasa run, rasa shell) builds this store: from here on
-        # its log lines are redacted and ours follow Rasa's log level.
+        # its log lines are redacted, and action answers are checked without re-checking
+        # their schema each time.
         install_redaction(REDACTOR)
+        schema_checks.install()
         follow_rasa_log_level()
         return ErasingTrackerStore(_chosen_store(domain, event_broker))
 

@@ -159,7 +159,7 @@ def stack_environment(database_url: str, **extra: str) -> dict[str, str]:
     env.update(
         DATABASE_URL=database_url,
         RASA_TELEMETRY_ENABLED="false",
-        PYTHONPATH=str(ROOT),
+        PYTHONPATH=f"{ROOT / 'startup'}:{ROOT}",  # as scripts/startup-env starts servers
         LOG_LEVEL=os.environ.get("TEST_LOG_LEVEL", "INFO"),
         ACTION_SERVER_TOKEN=secrets.token_urlsafe(32),
     )
