@@ -146,6 +146,11 @@ class Settings:
     instagram_access_token: str | None = _variable(
         "INSTAGRAM_ACCESS_TOKEN", None, "sends messages (read through credentials.yml)"
     )
+    public_url: str = _variable(
+        "PUBLIC_URL",
+        "http://localhost:5005",
+        "where the rasa server is reached from outside (calendar feed links)",
+    )
     graph_url: str = _variable(
         "INSTAGRAM_GRAPH_URL", "https://graph.instagram.com/v21.0", "Graph API base URL"
     )

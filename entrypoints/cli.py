@@ -14,7 +14,7 @@ from sqlalchemy import func, select
 from sqlalchemy.engine import make_url
 
 from clinic.audit import hash_id
-from clinic.calendar_feed import doctor_calendar
+from clinic.calendar_feed import doctor_calendar, feed_url
 from clinic.context import Clinic
 from clinic.db import create_database_engine, transaction
 from clinic.delivery import Outbox
@@ -101,6 +101,11 @@ def _parser() -> argparse.ArgumentParser:
     seed.set_defaults(handler=seed_demo)
 
     doctors = commands.add_parser("doctors", help="list doctors and their hours")
+    doctors.add_argument(
+        "--feed-urls",
+        action="store_true",
+        help="each doctor's secret calendar subscription link instead (keep them private)",
+    )
     doctors.set_defaults(handler=list_doctors)
 
     appointments = commands.add_parser("appointments", help="list appointments")
@@ -181,9 +186,12 @@ def seed_demo(clinic: Clinic, args: argparse.Namespace) -> int:
     return 0
 
 
-def list_doctors(clinic: Clinic, _args: argparse.Namespace) -> int:
+def list_doctors(clinic: Clinic, args: argparse.Namespace) -> int:
     with transaction(clinic.engine) as session:
         for doctor in session.scalars(select(Doctor).order_by(Doctor.id)):
+            if args.feed_urls:
+                print(f"{doctor.id}\t{doctor.name}\t{feed_url(clinic.settings, doctor.id)}")
+                continue
             hours = session.execute(
                 select(WorkingHours.weekday, WorkingHours.start_time, WorkingHours.end_time)
                 .where(WorkingHours.doctor_id == doctor.id)

@@ -1,0 +1,96 @@
+"""`GET /calendar/<doctor id>.ics?token=…`: each doctor's appointments as a feed that
+Google Calendar, Outlook or Apple Calendar subscribe to (make serve; credentials.yml).
+
+Rasa serves input channels under /webhooks/<prefix>; this "channel" takes no messages, it
+only lends the rasa server's port to the feeds, at /calendar. A wrong token or an unknown
+doctor both get 404, so the address tells nothing to someone without the link. Answers
+carry ETag and Last-Modified, and a calendar app that asks again with them gets 304 while
+nothing changed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from email.utils import format_datetime, parsedate_to_datetime
+from typing import Any
+
+from rasa.core.channels.channel import InputChannel
+from sanic import Blueprint, response
+from sanic.request import Request
+
+from clinic.calendar_feed import Feed, doctor_feed, token_matches
+from clinic.context import Clinic
+from clinic.db import create_database_engine
+from clinic.errors import UnknownDoctorError
+from clinic.settings import load_settings
+
+FEED_NAME = re.compile(r"(\d{1,9})\.ics")
+
+
+class CalendarFeeds(InputChannel):
+    @classmethod
+    def name(cls) -> str:
+        return "calendar"
+
+    @classmethod
+    def from_credentials(cls, credentials: Any) -> CalendarFeeds:
+        return cls()
+
+    def __init__(self) -> None:
+        self._clinic: Clinic | None = None  # built when the first feed is asked for
+
+    def url_prefix(self) -> str:
+        return "/calendar"  # absolute: not under /webhooks
+
+    def clinic(self) -> Clinic:
+        if self._clinic is None:
+            settings = load_settings()
+            self._clinic = Clinic(create_database_engine(settings.database_url), settings)
+        return self._clinic
+
+    def blueprint(self, on_new_message: Any) -> Blueprint:
+        feeds = Blueprint("calendar_feeds", __name__)
+
+        @feeds.route("/<name>", methods=["GET", "HEAD"])
+        async def feed(request: Request, name: str) -> response.HTTPResponse:
+            match = FEED_NAME.fullmatch(name)
+            clinic = self.clinic()
+            token = request.args.get("token") or ""
+            if match is None or not token_matches(
+                clinic.settings.id_hash_key, int(match[1]), token
+            ):
+                return response.text("not found", status=404)
+            try:
+                found = await asyncio.to_thread(doctor_feed, clinic, int(match[1]))
+            except UnknownDoctorError:
+                return response.text("not found", status=404)
+            return answer(request, found)
+
+        return feeds
+
+
+def answer(request: Request, feed: Feed) -> response.HTTPResponse:
+    headers = {"ETag": feed.etag, "Cache-Control": "private, max-age=300"}
+    if feed.last_modified is not None:
+        headers["Last-Modified"] = format_datetime(feed.last_modified, usegmt=True)
+    if not_modified(request, feed):
+        return response.empty(status=304, headers=headers)
+    body = b"" if request.method == "HEAD" else feed.body
+    return response.raw(body, content_type="text/calendar; charset=utf-8", headers=headers)
+
+
+def not_modified(request: Request, feed: Feed) -> bool:
+    """RFC 9110: If-None-Match decides when sent; If-Modified-Since only without it."""
+    if_none_match = request.headers.get("If-None-Match")
+    if if_none_match is not None:
+        return feed.etag in [tag.strip() for tag in if_none_match.split(",")] or (
+            if_none_match.strip() == "*"
+        )
+    since = request.headers.get("If-Modified-Since")
+    if since is None or feed.last_modified is None:
+        return False
+    try:
+        return feed.last_modified.replace(microsecond=0) <= parsedate_to_datetime(since)
+    except (TypeError, ValueError):
+        return False
