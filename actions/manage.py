@@ -63,12 +63,15 @@ class ManagesAppointments(UsesClinic):
             return None
         return [
             {
-                "id": a.id,
-                "start": a.start_at.isoformat(),
-                "doctor": a.doctor_id,
-                "visit": a.visit_type,
+                "id": u.appointment.id,
+                "start": u.appointment.start_at.isoformat(),
+                "doctor": u.appointment.doctor_id,
+                "visit": u.appointment.visit_type,
+                "named": self.texts.render("visit_with_doctor", visit=u.visit, doctor=u.doctor)
+                if u.doctor
+                else "",
             }
-            for a in appointments
+            for u in appointments
         ]
 
     def describe(self, options: list[dict[str, Any]]) -> str:
@@ -76,9 +79,10 @@ class ManagesAppointments(UsesClinic):
         if not options:
             return self.texts.render("no_appointments")
         if len(options) == 1:
-            return self.texts.render("your_appointment", when=self.when(options[0]))
+            when = self.when(options[0]) + options[0].get("named", "")
+            return self.texts.render("your_appointment", when=when)
         lines = [self.texts.render("your_appointments")]
-        return "\n".join([*lines, *(f"- {self.when(o)}" for o in options)])
+        return "\n".join([*lines, *(f"- {self.when(o)}{o.get('named', '')}" for o in options)])
 
     def index_on_named_day(self, options: list[dict[str, Any]], text: str) -> int | None:
         """The only listed appointment on the day the text names, if there is exactly one."""

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from zoneinfo import ZoneInfo
 
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -64,6 +65,16 @@ class PatientView:
     def on_file(self) -> bool:
         """Consent and details are stored: nothing needs asking."""
         return self.consented and self.has_details
+
+
+@dataclass(frozen=True)
+class Upcoming:
+    """An upcoming appointment; `visit` and `doctor` are empty unless the clinic offers a
+    choice of them."""
+
+    appointment: Appointment
+    visit: str = ""
+    doctor: str = ""
 
 
 @dataclass(frozen=True)
@@ -331,11 +342,25 @@ class ClinicApp:
         keys = tuple(k for k in (doctor.visit_types or "").split(",") if k.strip())
         return DoctorView(doctor.id, doctor.name, keys or (self.profile.visit_types[0].key,))
 
-    def appointments_of(self, instagram_id: str) -> list[Appointment]:
-        """The patient's upcoming appointments, earliest first."""
+    def appointments_of(self, instagram_id: str) -> list[Upcoming]:
+        """The patient's upcoming appointments, earliest first; each names its visit and
+        doctor when the clinic offers a choice of them (as the confirmation did)."""
         with transaction(self.clinic.engine) as session:
             patient = patient_by_instagram_id(session, instagram_id)
-            return [] if patient is None else upcoming_in(session, self.clinic, patient.id)
+            if patient is None:
+                return []
+            appointments = upcoming_in(session, self.clinic, patient.id)
+            doctors = [self._view(d) for d in bookable_doctors(session, self.settings)]
+            names = {d.id: d.name for d in session.scalars(select(Doctor))}
+        choice = len(doctors) > 1 or len(self._offered(doctors)) > 1
+        return [
+            Upcoming(
+                a,
+                visit=self._visit_name(a.visit_type) if choice else "",
+                doctor=names.get(a.doctor_id, "") if choice else "",
+            )
+            for a in appointments
+        ]
 
     def cancel_for(self, instagram_id: str, appointment_id: int) -> Appointment:
         """Cancels the patient's own appointment; `AppointmentNotFoundError` otherwise."""

@@ -19,7 +19,7 @@ from actions.booking import (
     ActionStartBooking,
     ValidateBookingForm,
 )
-from actions.manage import ActionStartReschedule
+from actions.manage import ActionShowAppointments, ActionStartReschedule
 from clinic.booking import book, upcoming
 from clinic.patients import find_patient
 from tests.factories import add_doctor, add_patient
@@ -270,3 +270,18 @@ def test_a_yes_right_after_refusing_consent_records_consent_and_books(app, clini
     run(ActionStartBooking(app), make_tracker(text="ok fine yes", intent="affirm", events=events))
     patient = find_patient(clinic, "IG_TEST_1")
     assert patient is not None and patient.has_consented
+
+
+def test_with_several_doctors_the_list_of_appointments_names_visit_and_doctor(
+    app, clinic, two_doctors
+):
+    demo, smith = two_doctors
+    patient = add_patient(clinic)
+    book(clinic, demo, patient.id, at(THURSDAY, 9))
+    book(clinic, smith, patient.id, at(FRIDAY, 14))
+    _, messages = run(ActionShowAppointments(app), make_tracker())
+    assert texts(messages) == [
+        "Your upcoming appointments:\n"
+        "- Feb 5, 2026 at 9:00 AM: Consultation with Dr. Demo\n"
+        "- Feb 6, 2026 at 2:00 PM: Consultation with Dr. Smith"
+    ]

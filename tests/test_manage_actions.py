@@ -40,8 +40,15 @@ def two_appointments(any_clinic):
 
 
 def options_of(*appointments) -> list[dict]:
+    """As the manage actions keep them; one doctor and one visit: nothing to name."""
     return [
-        {"id": a.id, "start": a.start_at.isoformat(), "doctor": a.doctor_id, "visit": a.visit_type}
+        {
+            "id": a.id,
+            "start": a.start_at.isoformat(),
+            "doctor": a.doctor_id,
+            "visit": a.visit_type,
+            "named": "",
+        }
         for a in appointments
     ]
 
