@@ -220,8 +220,9 @@ class DayAndSlotValidation(BookingWishes):
         time_of_day = parse_time_of_day(text)
         offers = [o for o in map(Offer.from_code, tracker.get_slot("offered_slots") or []) if o]
         # "after 3" names a time but asks for a range: the list again, narrowed.
-        is_range = (time_of_day or "").startswith(("after ", "before "))
-        chosen = None if is_range else _chosen_offer(text, offers, self.app.zone)
+        wish = TimeOfDay.parse(time_of_day)
+        ranged = wish is not None and wish.bounded_by_a_clock_time
+        chosen = None if ranged else _chosen_offer(text, offers, self.app.zone)
         if chosen is not None:
             return {"slot_choice": chosen.code}
         current_day = tracker.get_slot("appointment_day")

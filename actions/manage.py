@@ -67,9 +67,7 @@ class ManagesAppointments(UsesClinic):
                 "start": u.appointment.start_at.isoformat(),
                 "doctor": u.appointment.doctor_id,
                 "visit": u.appointment.visit_type,
-                "named": self.texts.render("visit_with_doctor", visit=u.visit, doctor=u.doctor)
-                if u.doctor
-                else "",
+                "named": self.texts.visit_with_doctor(u.visit, u.doctor),
             }
             for u in appointments
         ]

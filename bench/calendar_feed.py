@@ -16,9 +16,8 @@ import statistics
 import sys
 import tempfile
 import time
-import urllib.error
-import urllib.request
 from datetime import timedelta
+from email.message import Message
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -31,8 +30,8 @@ from clinic.db import create_database_engine, transaction  # noqa: E402
 from clinic.migrate import upgrade_to_latest  # noqa: E402
 from clinic.models import Appointment  # noqa: E402
 from clinic.settings import load_settings  # noqa: E402
-from tests.factories import add_doctor, add_patient  # noqa: E402
-from tests.servers import ROOT, running_stack  # noqa: E402
+from tests.factories import add_appointment, add_doctor, add_patient  # noqa: E402
+from tests.servers import ROOT, http_get, running_stack  # noqa: E402
 
 ENV = {  # placeholders: no message is sent
     "INSTAGRAM_VERIFY_TOKEN": "bench-verify",
@@ -67,21 +66,13 @@ def fill_a_year(clinic: Clinic, doctor_id: int, patient_id: int) -> int:
 
 def book_one(clinic: Clinic, doctor_id: int, day: int) -> None:
     start = (clinic.now() + timedelta(days=400 + day)).replace(microsecond=0)
-    with transaction(clinic.engine) as session:
-        session.add(
-            Appointment(doctor_id=doctor_id, start_at=start, end_at=start + timedelta(minutes=30))
-        )
+    add_appointment(clinic, doctor_id, None, start)
 
 
-def timed_get(url: str, **headers: str) -> tuple[float, int, bytes, dict]:
-    request = urllib.request.Request(url, headers=headers)  # noqa: S310 - our own http URL
+def timed_get(url: str, **headers: str) -> tuple[float, int, bytes, Message]:
     started = time.perf_counter()
-    try:
-        with urllib.request.urlopen(request, timeout=30) as answer:  # noqa: S310
-            body = answer.read()
-            return time.perf_counter() - started, answer.status, body, answer.headers
-    except urllib.error.HTTPError as error:
-        return time.perf_counter() - started, error.code, b"", error.headers
+    status, answer_headers, body = http_get(url, **headers)
+    return time.perf_counter() - started, status, body, answer_headers
 
 
 def main() -> None:

@@ -232,6 +232,10 @@ class ClinicApp:
         """The visit types some bookable doctor offers, in the profile's order."""
         return self._offered(self.doctors())
 
+    def _offers_choice(self, doctors: list[DoctorView]) -> bool:
+        """Several doctors or visits: the texts then name the visit and the doctor."""
+        return len(doctors) > 1 or len(self._offered(doctors)) > 1
+
     def _offered(self, doctors: list[DoctorView]) -> list[VisitType]:
         offered = {key for doctor in doctors for key in doctor.visit_types}
         return [v for v in self.profile.visit_types if v.key in offered]
@@ -329,7 +333,7 @@ class ClinicApp:
             moved=moving is not None,
             doctor=doctor.name,
             visit=self._visit_name(appointment.visit_type),
-            choice=len(doctors) > 1 or len(self._offered(doctors)) > 1,
+            choice=self._offers_choice(doctors),
         )
 
     def _visit_name(self, key: str | None) -> str:
@@ -352,7 +356,7 @@ class ClinicApp:
             appointments = upcoming_in(session, self.clinic, patient.id)
             doctors = [self._view(d) for d in bookable_doctors(session, self.settings)]
             names = {d.id: d.name for d in session.scalars(select(Doctor))}
-        choice = len(doctors) > 1 or len(self._offered(doctors)) > 1
+        choice = self._offers_choice(doctors)
         return [
             Upcoming(
                 a,

@@ -37,6 +37,11 @@ class TimeOfDay:
         return [s for s in starts if after <= s.astimezone(zone).time() < before]
 
     @property
+    def bounded_by_a_clock_time(self) -> bool:
+        """ "after 15:00", "before 12:00": a time is named, but a range is meant."""
+        return self.code.startswith(("after ", "before "))
+
+    @property
     def window(self) -> tuple[time, time]:
         if self.code in WINDOWS:
             return WINDOWS[self.code]

@@ -75,8 +75,12 @@ class Templates:
         name = "rescheduled" if moved else "confirmation"
         if not reminder_deliverable:
             name += "_save_this"
-        named = self.render("visit_with_doctor", visit=visit, doctor=doctor) if doctor else ""
+        named = self.visit_with_doctor(visit, doctor)
         return self.render(name, when=format_when(start, zone), visit_with_doctor=named)
+
+    def visit_with_doctor(self, visit: str, doctor: str) -> str:
+        """ ": Procedure with Dr. Smith" after a date, or nothing when no doctor is named."""
+        return self.render("visit_with_doctor", visit=visit, doctor=doctor) if doctor else ""
 
 
 def load_templates(path: Path, facts: dict[str, str] | None = None) -> Templates:

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import datetime, time
+from datetime import datetime, time, timedelta
 
 from clinic.context import Clinic
 from clinic.db import transaction
-from clinic.models import BlockedTime, Doctor, Patient, WorkingHours
+from clinic.models import Appointment, BlockedTime, Doctor, Patient, WorkingHours
 from clinic.patients import record_consent, save_details
 from tests.conftest import TEST_NAME, TEST_PHONE
 
@@ -52,3 +52,18 @@ def add_patient(clinic: Clinic, instagram_id: str = "IG_TEST_1", details: bool =
     if details:
         patient = save_details(clinic, patient.id, TEST_NAME, TEST_PHONE)
     return patient
+
+
+def add_appointment(
+    clinic: Clinic, doctor_id: int, patient_id: int | None, start: datetime, minutes: int = 30
+) -> None:
+    """A booked row as it stands in the table (no free-slot check): for feeds and lists."""
+    with transaction(clinic.engine) as session:
+        session.add(
+            Appointment(
+                doctor_id=doctor_id,
+                patient_id=patient_id,
+                start_at=start,
+                end_at=start + timedelta(minutes=minutes),
+            )
+        )

@@ -9,10 +9,12 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from email.message import Message
 from pathlib import Path
 
 from tests.helpers import free_port
@@ -30,6 +32,16 @@ def http_json(url: str, payload: dict | None = None, timeout: float = 60) -> obj
     )
     with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310
         return json.loads(response.read() or b"null")
+
+
+def http_get(url: str, **headers: str) -> tuple[int, Message, bytes]:
+    """Status, headers (any case) and body of a GET, whatever the status."""
+    request = urllib.request.Request(url, headers=headers)  # noqa: S310 - loopback servers
+    try:
+        with urllib.request.urlopen(request, timeout=30) as answer:  # noqa: S310
+            return answer.status, answer.headers, answer.read()
+    except urllib.error.HTTPError as error:
+        return error.code, error.headers, error.read()
 
 
 def answers(url: str) -> bool:

@@ -3,11 +3,8 @@ the feed a calendar app subscribes to, its secret link, and conditional requests
 
 from __future__ import annotations
 
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from datetime import timedelta
-from email.message import Message
 from pathlib import Path
 
 import pytest
@@ -15,12 +12,11 @@ from icalendar import Calendar
 
 from clinic.calendar_feed import feed_url
 from clinic.context import Clinic
-from clinic.db import create_database_engine, transaction
+from clinic.db import create_database_engine
 from clinic.migrate import upgrade_to_latest
-from clinic.models import Appointment
 from clinic.settings import load_settings
-from tests.factories import add_doctor, add_patient
-from tests.servers import ROOT, running_stack
+from tests.factories import add_appointment, add_doctor, add_patient
+from tests.servers import ROOT, http_get, running_stack
 
 
 @pytest.fixture
@@ -45,27 +41,10 @@ def served(tmp_path: Path) -> Iterator[tuple[Clinic, str]]:
         clinic.engine.dispose()
 
 
-def get(url: str, **headers: str) -> tuple[int, Message, bytes]:
-    """Status, headers (any case) and body of a GET."""
-    request = urllib.request.Request(url, headers=headers)  # noqa: S310 - our own http URL
-    try:
-        with urllib.request.urlopen(request, timeout=30) as answer:  # noqa: S310
-            return answer.status, answer.headers, answer.read()
-    except urllib.error.HTTPError as error:
-        return error.code, error.headers, error.read()
-
-
 def book(clinic: Clinic, doctor_id: int, patient_id: int | None, days: int) -> None:
-    start = (clinic.now() + timedelta(days=days)).replace(microsecond=0)
-    with transaction(clinic.engine) as session:
-        session.add(
-            Appointment(
-                doctor_id=doctor_id,
-                patient_id=patient_id,
-                start_at=start,
-                end_at=start + timedelta(minutes=30),
-            )
-        )
+    add_appointment(
+        clinic, doctor_id, patient_id, (clinic.now() + timedelta(days=days)).replace(microsecond=0)
+    )
 
 
 def test_a_doctor_subscribes_to_a_feed_that_names_patients_by_initial_only(served):
@@ -74,7 +53,7 @@ def test_a_doctor_subscribes_to_a_feed_that_names_patients_by_initial_only(serve
     book(clinic, doctor, add_patient(clinic).id, days=2)
     book(clinic, doctor, None, days=3)  # a patient who erased their data
 
-    status, headers, body = get(feed_url(clinic.settings, doctor))
+    status, headers, body = http_get(feed_url(clinic.settings, doctor))
 
     assert status == 200 and headers["Content-Type"].startswith("text/calendar")
     events = Calendar.from_ical(body).walk("VEVENT")
@@ -86,11 +65,11 @@ def test_a_wrong_token_or_an_unknown_doctor_gets_404(served):
     clinic, rasa_url = served
     doctor = add_doctor(clinic)
     good = feed_url(clinic.settings, doctor)
-    assert get(good.replace("token=", "token=0"))[0] == 404
-    assert get(good.split("?")[0])[0] == 404
+    assert http_get(good.replace("token=", "token=0"))[0] == 404
+    assert http_get(good.split("?")[0])[0] == 404
     other = feed_url(clinic.settings, doctor + 1)  # the right token, but no such doctor
-    assert get(other)[0] == 404
-    assert get(f"{rasa_url}/calendar/{doctor}.txt?token=x")[0] == 404
+    assert http_get(other)[0] == 404
+    assert http_get(f"{rasa_url}/calendar/{doctor}.txt?token=x")[0] == 404
 
 
 def test_a_conditional_request_gets_304_until_the_feed_changes(served):
@@ -98,13 +77,13 @@ def test_a_conditional_request_gets_304_until_the_feed_changes(served):
     doctor = add_doctor(clinic)
     book(clinic, doctor, add_patient(clinic).id, days=2)
     url = feed_url(clinic.settings, doctor)
-    _, headers, _ = get(url)
+    _, headers, _ = http_get(url)
     etag, last_modified = headers["ETag"], headers["Last-Modified"]
 
-    assert get(url, **{"If-None-Match": etag})[0] == 304
-    assert get(url, **{"If-Modified-Since": last_modified})[0] == 304
+    assert http_get(url, **{"If-None-Match": etag})[0] == 304
+    assert http_get(url, **{"If-Modified-Since": last_modified})[0] == 304
 
     book(clinic, doctor, None, days=4)
-    status, changed, body = get(url, **{"If-None-Match": etag})
+    status, changed, body = http_get(url, **{"If-None-Match": etag})
     assert status == 200 and changed["ETag"] != etag
     assert len(Calendar.from_ical(body).walk("VEVENT")) == 2
