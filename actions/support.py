@@ -48,7 +48,8 @@ class ActionStopFlow(ClinicAction):
 
 
 class ActionHandoff(ClinicAction):
-    """Records that the patient wants a person; staff answer in the Instagram inbox."""
+    """Records that the patient wants a person; the channel passes the conversation to the
+    Instagram inbox with this message (`thread_control`) and the bot keeps quiet for them."""
 
     def name(self) -> str:
         return "action_handoff"
@@ -56,12 +57,19 @@ class ActionHandoff(ClinicAction):
     async def run(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> list[dict[str, Any]]:
-        try:
-            await self.core(self.app.request_handoff, tracker.sender_id)
-        except DatabaseUnavailableError:
-            logger.warning("handoff not recorded, database down chat=%s", self.chat_ref(tracker))
-        dispatcher.utter_message(text=self.texts.render("handoff"))
-        return clear(tracker, *FLOW_SLOTS)
+        return await hand_off(self, dispatcher, tracker, "handoff")
+
+
+async def hand_off(
+    action: ClinicAction, dispatcher: CollectingDispatcher, tracker: Tracker, text: str
+) -> list[dict[str, Any]]:
+    """Records the hand-off and says `text`; the channel passes the conversation on with it."""
+    try:
+        await action.core(action.app.request_handoff, tracker.sender_id)
+    except DatabaseUnavailableError:
+        logger.warning("handoff not recorded, database down chat=%s", action.chat_ref(tracker))
+    dispatcher.utter_message(text=action.texts.render(text), thread_control="pass")
+    return clear(tracker, *FLOW_SLOTS)
 
 
 class ValidateDeleteDataForm(UsesClinic, FormValidationAction):
@@ -125,7 +133,8 @@ class ActionAskDeleteConfirmed(FormQuestion):
 
 class ActionHelpAfterFallback(ClinicAction):
     """When the message was not understood, offer what it most likely meant: a booking on
-    the day (and time) it names, if it names one; the patient's appointments; a person."""
+    the day (and time) it names, if it names one; the patient's appointments; a person.
+    The second message in a row not understood goes to a person straight away."""
 
     def name(self) -> str:
         return "action_help_after_fallback"
@@ -133,6 +142,8 @@ class ActionHelpAfterFallback(ClinicAction):
     async def run(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> list[dict[str, Any]]:
+        if _not_understood_twice(tracker):
+            return await hand_off(self, dispatcher, tracker, "handoff_not_understood")
         texts = self.texts
         text = latest_text(tracker)
         day = self.read_day(text)
@@ -155,3 +166,13 @@ class ActionHelpAfterFallback(ClinicAction):
             text=texts.render("not_understood"), buttons=quick_replies(options)
         )
         return []
+
+
+def _not_understood_twice(tracker: Tracker) -> bool:
+    """The patient's last two messages were both not understood (and help was offered)."""
+    intents = [
+        ((event.get("parse_data") or {}).get("intent") or {}).get("name")
+        for event in tracker.events
+        if event.get("event") == "user"
+    ]
+    return intents[-2:] == ["nlu_fallback", "nlu_fallback"]

@@ -16,7 +16,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from clinic import audit, faq
+from clinic import audit, faq, handoffs
 from clinic.availability import days_with_slots, opening_hours
 from clinic.booking import (
     cancel_in,
@@ -209,16 +209,21 @@ class ClinicApp:
             cancelled = withdraw_in(session, self.clinic, patient)
             hashed = audit.hash_id(instagram_id, self.settings.id_hash_key)
             forget_sender(session, instagram_id, hashed)
+            handoffs.forget(session, instagram_id, hashed)
             return cancelled
 
     def request_handoff(self, instagram_id: str) -> None:
+        """The patient asked for a person: the bot keeps quiet for them until staff hand
+        the conversation back or HANDOFF_TIMEOUT_HOURS pass (clinic/handoffs.py)."""
+        hashed = audit.hash_id(instagram_id, self.settings.id_hash_key)
         with transaction(self.clinic.engine) as session:
             patient = patient_by_instagram_id(session, instagram_id)
+            handoffs.hand_off(session, instagram_id, hashed, self.clinic.now())
             audit.record(
                 session,
                 audit.HANDOFF_REQUESTED,
                 patient_id=patient.id if patient else None,
-                recipient_hash=audit.hash_id(instagram_id, self.settings.id_hash_key),
+                recipient_hash=hashed,
             )
 
     # --- the clinic: doctors, visits, questions ----------------------------------------

@@ -80,6 +80,18 @@ _SQL_REPLY_SENT = text(
     "lease_until = NULL, sent_at = :now WHERE id = :id"
 ).bindparams(bindparam("now", type_=_TIME))
 
+_SQL_OWN_MESSAGE = text(
+    "INSERT INTO own_messages (mid, sent_at) VALUES (:mid, :now) ON CONFLICT (mid) DO NOTHING"
+).bindparams(bindparam("now", type_=_TIME))
+
+
+def remember_own_messages(engine: Engine, mids: Iterable[str | None], now: datetime) -> None:
+    """Messages the bot sent outside the outbox (reminders): their echoes are its own."""
+    rows = [{"mid": mid, "now": now} for mid in mids if mid]
+    if rows:
+        with _one_writer_at_a_time(engine), engine.begin() as connection:
+            connection.execute(_SQL_OWN_MESSAGE, rows)
+
 
 class InboxFull(Exception):
     """More messages wait than the inbox may hold: the webhook answers 503."""
@@ -377,9 +389,9 @@ class Outbox(LeasedQueue):
             r = session.get(OutboxMessage, reply_id)
             return OutboxItem(r.id, r.recipient_id, r.body, r.attempts, r.created_at)
 
-    def sent(self, reply_id: int, recipient_id: str) -> None:
+    def sent(self, reply_id: int, recipient_id: str, graph_mid: str | None = None) -> None:
         """Graph accepted it: the body (a patient may be named in it) is erased and the
-        recipient kept only as a keyed hash."""
+        recipient kept only as a keyed hash; Graph's id for it is kept (`OwnMessage`)."""
         values = {
             "id": reply_id,
             "recipient": hash_id(recipient_id, self.hash_key),
@@ -387,6 +399,8 @@ class Outbox(LeasedQueue):
         }
         with _one_writer_at_a_time(self.engine), self.engine.begin() as connection:
             connection.execute(_SQL_REPLY_SENT, values)
+            if graph_mid:
+                connection.execute(_SQL_OWN_MESSAGE, {"mid": graph_mid, "now": values["now"]})
 
     def failed(self, reply_id: int, error: str) -> None:
         """A dead letter: kept, with its body, for `python -m clinic outbox --failed`."""

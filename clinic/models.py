@@ -278,3 +278,45 @@ class OutboxMessage(Base):
         ),
         Index("ix_outbox_status_created", "status", "created_at"),
     )
+
+
+HANDOFF_WAITING = "waiting"  # control passed to the Instagram inbox; no one has written yet
+HANDOFF_WITH_STAFF = "with_staff"  # someone at the clinic wrote to the patient
+HANDOFF_CLOSED = "closed"  # control came back, or the time ran out
+
+
+class Handoff(Base):
+    """A conversation staff took over: asked for by the patient, or begun by staff writing.
+    The raw Instagram id is kept only while it is open (to keep the bot quiet)."""
+
+    __tablename__ = "handoffs"
+
+    id = Column(Integer, primary_key=True)
+    sender_id = Column(String(64), nullable=True)  # erased when closed
+    sender_hash = Column(String(64), nullable=False)
+    state = Column(String(16), nullable=False)
+    control_passed = Column(Integer, nullable=False, default=0)  # 1: we passed thread control
+    opened_at = Column(UTCDateTime, nullable=False)
+    staff_at = Column(UTCDateTime, nullable=True)  # staff's latest message
+    closed_at = Column(UTCDateTime, nullable=True)
+    close_reason = Column(String(16), nullable=True)  # "returned", "timeout", "erased"
+
+    __table_args__ = (
+        Index(
+            "ix_handoffs_open",
+            "sender_id",
+            sqlite_where=text("state != 'closed'"),
+            postgresql_where=text("state != 'closed'"),
+        ),
+        Index("ix_handoffs_opened", "opened_at"),
+    )
+
+
+class OwnMessage(Base):
+    """A message the bot sent (Graph's id for it): its echo is the bot's, not staff's,
+    whatever app id the echo carries. Ids only; kept for the retention period."""
+
+    __tablename__ = "own_messages"
+
+    mid = Column(String(255), primary_key=True)
+    sent_at = Column(UTCDateTime, nullable=False)

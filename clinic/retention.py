@@ -11,12 +11,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import timedelta
 
-from sqlalchemy import delete, text
+from sqlalchemy import delete, or_, text
 from sqlalchemy.engine import Engine
 
 from clinic.context import Clinic
 from clinic.db import transaction
-from clinic.models import InboxMessage, OutboxMessage
+from clinic.models import Handoff, InboxMessage, OutboxMessage, OwnMessage
 
 # Rasa's SQLTrackerStore: one row per event, `timestamp` in seconds since the epoch.
 _IDLE_CONVERSATIONS = text(
@@ -30,6 +30,7 @@ class Purged:
     events: int
     messages: int
     replies: int
+    handoffs: int = 0
 
 
 def purge(clinic: Clinic, tracker_engine: Engine | None) -> Purged:
@@ -47,10 +48,17 @@ def purge(clinic: Clinic, tracker_engine: Engine | None) -> Purged:
                 OutboxMessage.status != "pending", OutboxMessage.created_at < cutoff
             )
         ).rowcount
+        handoffs = session.execute(
+            delete(Handoff).where(
+                Handoff.opened_at < cutoff,
+                or_(Handoff.staff_at.is_(None), Handoff.staff_at < cutoff),
+            )
+        ).rowcount
+        session.execute(delete(OwnMessage).where(OwnMessage.sent_at < cutoff))
     events = 0
     if tracker_engine is not None:
         with tracker_engine.begin() as connection:
             events = connection.execute(
                 _IDLE_CONVERSATIONS, {"cutoff": cutoff.timestamp()}
             ).rowcount
-    return Purged(events, messages, replies)
+    return Purged(events, messages, replies, handoffs)

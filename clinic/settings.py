@@ -22,6 +22,8 @@ DEFAULT_PROFILE_PATH = Path(__file__).resolve().parent / "profile.yml"
 # Only for development: production must set ID_HASH_KEY so hashed ids can't be reversed.
 DEVELOPMENT_HASH_KEY = "clinic-dm-development-key"
 DATE_ORDERS = ("MDY", "DMY", "YMD")
+# Instagram's own inbox app, where a hand-off sends the conversation (Meta's handover docs).
+INSTAGRAM_INBOX_APP_ID = "1217981644879628"
 # Where 2/5 is February 5 (elsewhere it is 2 May), and where dates start with the year.
 _MONTH_FIRST_COUNTRIES = {"US", "CA", "PH", "FM", "MH", "PW", "AS", "GU", "MP", "PR", "VI", "UM"}
 _YEAR_FIRST_COUNTRIES = {"CN", "JP", "KR", "KP", "TW", "HU", "LT", "MN", "IR"}
@@ -160,6 +162,29 @@ class Settings:
     typing_indicator: bool = _variable(
         "INSTAGRAM_TYPING_INDICATOR", True, "0 stops the typing indicator", _flag
     )
+    instagram_app_id: str | None = _variable(
+        "INSTAGRAM_APP_ID",
+        None,
+        "our Meta app's id: tells the bot's own echoes and control coming back apart",
+    )
+    # Staff taking over (README: "When staff take over")
+    handoff_target_app_id: str = _variable(
+        "HANDOFF_TARGET_APP_ID",
+        INSTAGRAM_INBOX_APP_ID,
+        "the app a hand-off passes the conversation to (default: Instagram's inbox)",
+    )
+    handoff_timeout: timedelta = _variable(
+        "HANDOFF_TIMEOUT_HOURS",
+        timedelta(hours=24),
+        "after this the bot answers a handed-off patient again",
+        _hours,
+    )
+    staff_pause: timedelta = _variable(
+        "STAFF_PAUSE_MINUTES",
+        timedelta(minutes=60),
+        "the bot stays quiet this long after staff write to a patient",
+        _minutes,
+    )
     # Delivery: the channel's durable inbox and outbox (docs/delivery.md)
     replica_id: str | None = _variable(
         "REPLICA_ID",
@@ -231,6 +256,8 @@ def default_date_order(zone_name: str) -> str:
     import pytz  # its zone table maps zones to countries; imported only when needed
 
     countries = {c for c, zones in pytz.country_timezones.items() if zone_name in zones}
+    if zone_name.startswith(("US/", "Canada/")):  # old alias names: in no country's list
+        countries.add("US")
     if countries & _MONTH_FIRST_COUNTRIES:
         return "MDY"
     if countries and countries <= _YEAR_FIRST_COUNTRIES:

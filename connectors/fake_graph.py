@@ -28,6 +28,7 @@ logger = logging.getLogger(__name__)
 
 GRAPH_VERSION = "v21.0"
 _MESSAGES_PATH = re.compile(r"/v\d+\.\d+/me/messages")
+_TAKE_CONTROL_PATH = re.compile(r"/v\d+\.\d+/me/take_thread_control")
 # What the real Graph API refuses too, so a client that breaks these rules fails here first.
 _TEXT_LIMIT_BYTES = 1000
 _MAX_QUICK_REPLIES = 13
@@ -75,6 +76,7 @@ class RecordedRequest:
     body: Any  # the parsed JSON; None when the body was not JSON
     time: float  # time.monotonic() on arrival
     status: int
+    message_id: str | None = None  # the id the fake gave a message it accepted
 
 
 class FakeGraphApi:
@@ -207,8 +209,11 @@ class FakeGraphApi:
             if response.status == 200 and response.body is None:
                 success = self._success_body(body)
                 response = FakeResponse(200, success, response.headers, response.delay)
+            message_id = (
+                response.body.get("message_id") if isinstance(response.body, dict) else None
+            )
             record = RecordedRequest(
-                path, dict(headers.items()), body, time.monotonic(), response.status
+                path, dict(headers.items()), body, time.monotonic(), response.status, message_id
             )
             self._sent.append(record)
             if response.status == 200:
@@ -218,14 +223,16 @@ class FakeGraphApi:
         return response, _recipient_of(body)
 
     def _choose(self, path: str, headers: Mapping[str, str], body: Any) -> FakeResponse:
-        if not _MESSAGES_PATH.fullmatch(urlsplit(path).path):
+        route = urlsplit(path).path
+        taking_control = bool(_TAKE_CONTROL_PATH.fullmatch(route))
+        if not (taking_control or _MESSAGES_PATH.fullmatch(route)):
             return FakeResponse.graph_error(100, status=404)
         if time.monotonic() < self._down_until:
             return FakeResponse(503, "Service Unavailable")
         expected_authorization = f"Bearer {self.access_token}"
         if self.access_token is not None and headers.get("Authorization") != expected_authorization:
             return FakeResponse.graph_error(190, status=401)
-        if _recipient_of(body) is None or not _within_limits(body):
+        if _recipient_of(body) is None or not (taking_control or _within_limits(body)):
             return FakeResponse.graph_error(100)
         if self._queue:
             return self._queue.popleft()
@@ -233,7 +240,7 @@ class FakeGraphApi:
 
     def _success_body(self, body: Any) -> dict[str, Any]:
         recipient = _recipient_of(body)
-        if "sender_action" in body:
+        if "message" not in body:  # a sender action, or taking the conversation back
             return {"recipient_id": recipient}
         self._message_count += 1
         return {"recipient_id": recipient, "message_id": f"m_{self._message_count}"}

@@ -299,6 +299,20 @@ def custom_body(recipient_id: str, message: dict[str, Any]) -> dict[str, Any]:
     return {"recipient": {"id": recipient_id}, "message": message}
 
 
+def passing_control(message: dict[str, Any], target_app_id: str) -> dict[str, Any]:
+    """A reply that also hands the conversation to `target_app_id` (Conversation Routing:
+    `thread_control` on the Send API), as the outbox stores it."""
+    return {"message": message, "thread_control": {"app_id": target_app_id, "control_type": "pass"}}
+
+
+def request_body(recipient_id: str, stored: dict[str, Any]) -> dict[str, Any]:
+    """The Send API body of a reply as the outbox stores it: a Graph `message`, or one
+    wrapped with its `thread_control` (`passing_control`)."""
+    if "thread_control" in stored:
+        return {"recipient": {"id": recipient_id}, **stored}
+    return custom_body(recipient_id, stored)
+
+
 class _BearerAuth(AuthBase):
     """The token goes in the Authorization header only; as an auth object it also stops requests
     from replacing the header with credentials from ~/.netrc."""
@@ -335,6 +349,7 @@ class GraphApiClient:
         self.base_url = base_url.rstrip("/")
         self.retry_policy = retry_policy or RetryPolicy()
         self._messages_url = f"{self.base_url}/me/messages"
+        self._take_control_url = f"{self.base_url}/me/take_thread_control"
         self._auth = _BearerAuth(access_token)
         self._id_hash_key = id_hash_key
         self._timeout = (connect_timeout, read_timeout)
@@ -360,11 +375,15 @@ class GraphApiClient:
             **options,
         )
 
-    def post_once(self, body: Body) -> Outcome:
+    def take_control(self, recipient_id: str) -> Outcome:
+        """Takes the conversation back from the app it was handed to (one attempt)."""
+        return self.post_once({"recipient": {"id": recipient_id}}, self._take_control_url)
+
+    def post_once(self, body: Body, url: str | None = None) -> Outcome:
         """One blocking HTTP attempt; network trouble is an `Unavailable`, never an exception."""
         try:
             response = self._session.post(
-                self._messages_url,
+                url or self._messages_url,
                 json=body,
                 auth=self._auth,
                 timeout=self._timeout,

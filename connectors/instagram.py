@@ -25,7 +25,7 @@ import sys
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from concurrent.futures import Future
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from rasa.core.channels.channel import InputChannel, OutputChannel, UserMessage
@@ -37,18 +37,28 @@ from sanic.response import HTTPResponse
 from clinic.audit import hash_id
 from clinic.db import create_database_engine
 from clinic.delivery import Inbox, InboxFull, InboxItem, NewMessage, Outbox
+from clinic.handoffs import Decision, HandoffDesk, StaffNotice
 from clinic.redaction import REDACTOR
 from clinic.settings import Settings, load_settings
 from clinic.templates import templates_for
-from connectors.graph_api import GraphApiClient, custom_body, text_bodies
+from connectors.graph_api import (
+    GraphApiClient,
+    Sent,
+    custom_body,
+    describe,
+    passing_control,
+    text_bodies,
+)
 from connectors.log_levels import follow_rasa_log_level
 from connectors.outbox import ReplySender
 from connectors.webhook import (
     MAX_BODY_BYTES,
     SIGNATURE_HEADER,
     BadDelivery,
+    ControlReturned,
     Ignored,
     Incoming,
+    StaffWrote,
     parse_delivery,
     signature_is_valid,
 )
@@ -70,11 +80,14 @@ AnswersIfHandled = Callable[[str, str], Awaitable[list[dict[str, Any]] | None]]
 class InstagramOutput(OutputChannel):
     """The replies of one turn: each committed to the outbox, numbered after the message it
     answers, then sent; buttons become quick replies. Rasa is not kept waiting for the
-    commits (the sender threads do them beside its next steps); `flush` waits for them."""
+    commits (the sender threads do them beside its next steps); `flush` waits for them.
+    A text sent with `thread_control="pass"` (the hand-off) also passes the conversation
+    to `handoff_target`."""
 
-    def __init__(self, sender: ReplySender, inbox_mid: str):
+    def __init__(self, sender: ReplySender, inbox_mid: str, handoff_target: str):
         self._sender = sender
         self._inbox_mid = inbox_mid
+        self._handoff_target = handoff_target
         self._seq = 0
         self._last: Future | None = None
 
@@ -88,8 +101,13 @@ class InstagramOutput(OutputChannel):
         return "instagram"
 
     async def send_text_message(self, recipient_id: str, text: str, **kwargs: Any) -> None:
-        for body in text_bodies(recipient_id, text):
+        bodies = text_bodies(recipient_id, text)
+        for body in bodies[:-1]:
             await self._reply(recipient_id, body["message"])
+        last = bodies[-1]["message"]
+        if kwargs.get("thread_control") == "pass":
+            last = passing_control(last, self._handoff_target)
+        await self._reply(recipient_id, last)
 
     async def send_text_with_buttons(
         self, recipient_id: str, text: str, buttons: list[dict[str, Any]], **kwargs: Any
@@ -148,6 +166,7 @@ class InstagramInput(InputChannel):
         self.outbox: Outbox | None = None
         self.sender: ReplySender | None = None
         self.worker: InboxWorker | None = None
+        self.handoffs: HandoffDesk | None = None
         self._on_new_message: Callable[[UserMessage], Awaitable[Any]] | None = None
         self._answers_if_handled: AnswersIfHandled | None = None
 
@@ -178,6 +197,7 @@ class InstagramInput(InputChannel):
         self.inbox = Inbox(
             engine, settings.replica_id, lease, key, max_pending=settings.max_pending
         )
+        self.handoffs = HandoffDesk(engine, settings)
         self.outbox = Outbox(engine, settings.replica_id, lease, key)
         self.graph = GraphApiClient(
             self.access_token, id_hash_key=settings.id_hash_key, base_url=settings.graph_url
@@ -247,7 +267,10 @@ class InstagramInput(InputChannel):
         return False
 
     def get_output_channel(self) -> OutputChannel:
-        return InstagramOutput(self.sender, f"out-{time.time_ns()}")
+        return self._output(f"out-{time.time_ns()}")
+
+    def _output(self, inbox_mid: str) -> InstagramOutput:
+        return InstagramOutput(self.sender, inbox_mid, self.settings.handoff_target_app_id)
 
     def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Blueprint:
         webhook = Blueprint("instagram_webhook", __name__)
@@ -305,13 +328,25 @@ class InstagramInput(InputChannel):
             logger.warning("instagram delivery rejected: bad or missing signature")
             return response.text("forbidden", status=403)
         try:
-            items = parse_delivery(body)
+            items = parse_delivery(body, self.settings.instagram_app_id)
         except BadDelivery as error:
             logger.warning("instagram delivery rejected: %s", error)
             return response.text("bad request", status=400)
         for item in items:
             if isinstance(item, Ignored):
                 logger.info("instagram item ignored: %s", item.reason)
+        notices = [_notice(i) for i in items if isinstance(i, (StaffWrote, ControlReturned))]
+        if notices:
+            try:
+                notices = await asyncio.to_thread(self.handoffs.record, notices)
+            except Exception as error:  # noqa: BLE001 - Meta retries the whole delivery
+                logger.error(
+                    "instagram delivery deferred: hand-offs unavailable (%s)", type(error).__name__
+                )
+                return response.text("unavailable, try again", status=503)
+            for notice in notices:
+                what = "control returned" if notice.returned else "staff wrote"
+                logger.info("instagram %s sender=%s", what, self._ref(notice.instagram_id))
         messages = [
             NewMessage(i.mid, i.sender_id, i.timestamp, i.kind, i.text)
             for i in items
@@ -339,15 +374,22 @@ class InstagramInput(InputChannel):
     async def _take_turn(self, item: InboxItem) -> None:
         """One message through the dialogue (on the worker's loop); see docs/delivery.md."""
         ref = self._ref(item.sender_id)
-        output = InstagramOutput(self.sender, item.mid)
+        output = self._output(item.mid)
         try:
             answers = await self._answers_if_handled_before(item)
+            decision = Decision.ANSWER
+            if answers is None:
+                decision = await asyncio.to_thread(self.handoffs.decide, item.sender_id)
+            if decision is Decision.TAKE_BACK_AND_ANSWER:
+                await asyncio.to_thread(self._take_back, item.sender_id)
             if answers is not None:
                 # A claim after a crash: the conversation holds this message already. Its
                 # answers are stored again (only those that are missing are kept).
                 logger.info("instagram item already in the conversation sender=%s", ref)
                 for answer in answers:
                     await output.send_response(item.sender_id, dict(answer))
+            elif decision is Decision.STAY_SILENT:
+                logger.info("instagram item left to staff sender=%s", ref)
             elif item.kind == "attachment":
                 await output.send_text_message(item.sender_id, self._attachment_reply)
             else:
@@ -383,8 +425,24 @@ class InstagramInput(InputChannel):
             return None  # a first claim: no turn can have run
         return await self._answers_if_handled(item.sender_id, item.mid)
 
+    def _take_back(self, sender_id: str) -> None:
+        """A hand-off ran out: the conversation comes back before the bot answers. One try;
+        if Graph refuses, the replies still go (and are kept as failed if they are refused)."""
+        outcome = self.graph.take_control(sender_id)
+        result = (
+            "taken back" if isinstance(outcome, Sent) else f"not taken back: {describe(outcome)}"
+        )
+        logger.info("instagram conversation %s sender=%s", result, self._ref(sender_id))
+
     def _ref(self, sender_id: str) -> str:
         return hash_id(sender_id, self._id_hash_key)
+
+
+def _notice(item: StaffWrote | ControlReturned) -> StaffNotice:
+    at = datetime.fromtimestamp(item.timestamp / 1000, timezone.utc) if item.timestamp else None
+    if isinstance(item, ControlReturned):
+        return StaffNotice(item.patient_id, at, returned=True)
+    return StaffNotice(item.patient_id, at, mid=item.mid)
 
 
 def _tracker_lookup(app: Any) -> AnswersIfHandled:

@@ -30,8 +30,8 @@ from connectors.graph_api import (
     Rejected,
     RetryPolicy,
     Sent,
-    custom_body,
     describe,
+    request_body,
     sender_action_body,
 )
 
@@ -167,11 +167,22 @@ class ReplySender:
 
     def _send(self, job: _Job) -> bool:
         """One try; True once the reply is settled (sent or failed for good)."""
-        outcome = self._graph.post_once(custom_body(job.recipient_id, job.body))
+        outcome = self._graph.post_once(request_body(job.recipient_id, job.body))
         ref = hash_id(job.recipient_id, self._id_hash_key)
         if isinstance(outcome, Sent):
-            self._outbox.sent(job.reply_id, job.recipient_id)
+            self._outbox.sent(job.reply_id, job.recipient_id, outcome.message_id)
             return True
+        if isinstance(outcome, Rejected) and "thread_control" in job.body:
+            # Meta refuses thread control where Conversation Routing is not set up: the
+            # hand-off message still goes, and staff answer from the inbox all the same.
+            logger.warning(
+                "thread control refused: %s reply=%s recipient=%s",
+                describe(outcome),
+                job.reply_id,
+                ref,
+            )
+            job.body = job.body["message"]
+            return self._send(job)
         if isinstance(outcome, Rejected):
             logger.warning(
                 "reply failed: %s reply=%s recipient=%s", describe(outcome), job.reply_id, ref

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from clinic.reminders import FAILED, RECIPIENT_UNAVAILABLE, SENT, WINDOW_CLOSED, Sender
 from connectors.graph_api import (
     GraphApiClient,
@@ -11,10 +13,14 @@ from connectors.graph_api import (
 )
 
 
-def graph_sender(client: GraphApiClient) -> Sender:
+def graph_sender(
+    client: GraphApiClient, remember: Callable[[list[str | None]], None] = lambda _mids: None
+) -> Sender:
+    """`remember` gets Graph's ids of each reminder sent (its echoes are the bot's own)."""
+
     def send(recipient_id: str, text: str) -> str:
         try:
-            client.send_text_blocking(recipient_id, text)
+            remember(client.send_text_blocking(recipient_id, text))
         except OutsideWindowError:
             return WINDOW_CLOSED
         except RecipientUnavailableError:

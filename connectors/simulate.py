@@ -7,6 +7,9 @@ read back from the fake Graph API. `make simulate` starts everything this needs.
         --graph-url http://127.0.0.1:8765 --app-secret SECRET
 
 Type a message, or `#2` to tap the second quick reply of the last answer; Ctrl-D quits.
+As the clinic's staff, `/staff TEXT` writes to the user from the Instagram app and
+`/handback` hands the conversation back to the bot; passing and taking thread control are
+shown as they reach the fake Graph API.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import urllib.request
 import uuid
 from typing import Any
 
+from clinic.settings import INSTAGRAM_INBOX_APP_ID
 from connectors.webhook import SIGNATURE_HEADER, signature
 
 PAGE_ID = "17841400000000001"
@@ -51,6 +55,42 @@ def delivery(
     return json.dumps(payload, ensure_ascii=True).encode()
 
 
+def echo_delivery(
+    patient_id: str, text: str, *, app_id: str | None = None, mid: str | None = None
+) -> bytes:
+    """A message the clinic's account sent to the patient, as Meta echoes it: typed by staff
+    in the Instagram app (no `app_id`), or sent by an app (its id)."""
+    message: dict[str, Any] = {
+        "mid": mid or f"mid.{uuid.uuid4().hex}",
+        "text": text,
+        "is_echo": True,
+    }
+    if app_id is not None:
+        message["app_id"] = int(app_id) if app_id.isdigit() else app_id
+    return _wrap({"sender": {"id": PAGE_ID}, "recipient": {"id": patient_id}, "message": message})
+
+
+def handover_delivery(patient_id: str, new_owner_app_id: str, previous_owner_app_id: str) -> bytes:
+    """`messaging_handovers`: the conversation with the patient passed to `new_owner_app_id`."""
+    control = {
+        "previous_owner_app_id": previous_owner_app_id,
+        "new_owner_app_id": new_owner_app_id,
+        "metadata": "",
+    }
+    item = {"sender": {"id": patient_id}, "recipient": {"id": PAGE_ID}}
+    return _wrap({**item, "pass_thread_control": control})
+
+
+def _wrap(item: dict[str, Any]) -> bytes:
+    timestamp = int(time.time() * 1000)
+    item = {**item, "timestamp": timestamp + next(_counter) % 1000}
+    payload = {
+        "object": "instagram",
+        "entry": [{"id": PAGE_ID, "time": timestamp, "messaging": [item]}],
+    }
+    return json.dumps(payload, ensure_ascii=True).encode()
+
+
 def post_delivery(rasa_url: str, body: bytes, app_secret: str, timeout: float = 10) -> int:
     request = urllib.request.Request(  # noqa: S310 - the URL is the operator's own server
         f"{rasa_url.rstrip('/')}/webhooks/instagram/webhook",
@@ -62,19 +102,26 @@ def post_delivery(rasa_url: str, body: bytes, app_secret: str, timeout: float = 
 
 
 def delivered_to(graph_url: str, recipient_id: str) -> list[dict[str, Any]]:
-    """The messages the fake Graph API accepted for one recipient (sender actions left out)."""
+    """The requests the fake Graph API accepted for one recipient: messages and control
+    changes (typing indicators left out)."""
     with urllib.request.urlopen(f"{graph_url.rstrip('/')}/_fake/delivered", timeout=10) as r:  # noqa: S310
         records = json.loads(r.read())
-    bodies = [record["body"] for record in records]
     return [
-        b for b in bodies if b.get("recipient", {}).get("id") == recipient_id and "message" in b
+        {**record["body"], "path": record["path"]}
+        for record in records
+        if record["body"].get("recipient", {}).get("id") == recipient_id
+        and "sender_action" not in record["body"]
     ]
 
 
-def chat(rasa_url: str, graph_url: str, app_secret: str, sender_id: str) -> None:
+def chat(rasa_url: str, graph_url: str, app_secret: str, sender_id: str, app_id: str) -> None:
     seen = len(delivered_to(graph_url, sender_id))
     quick_replies: list[dict[str, str]] = []
-    print("You are an Instagram user. Type a message, #N to tap a quick reply, Ctrl-D to quit.")
+    print(
+        "You are an Instagram user. Type a message, #N to tap a quick reply, Ctrl-D to quit.\n"
+        "As the clinic's staff: /staff TEXT writes from the Instagram app, /handback hands "
+        "the conversation back to the bot."
+    )
     while True:
         try:
             text = input("you> ").strip()
@@ -83,29 +130,63 @@ def chat(rasa_url: str, graph_url: str, app_secret: str, sender_id: str) -> None
             return
         if not text:
             continue
-        payload = None
-        if text.startswith("#") and text[1:].isdigit() and 0 < int(text[1:]) <= len(quick_replies):
-            chosen = quick_replies[int(text[1:]) - 1]
-            text, payload = chosen["title"], chosen["payload"]
-        post_delivery(rasa_url, delivery(sender_id, text, quick_reply_payload=payload), app_secret)
+        body = _staff_action(text, sender_id, app_id)
+        if body is None:
+            payload = None
+            chosen = _chosen(text, quick_replies)
+            if chosen is not None:
+                text, payload = chosen["title"], chosen["payload"]
+            body = delivery(sender_id, text, quick_reply_payload=payload)
+        post_delivery(rasa_url, body, app_secret)
         replies = _wait_for_replies(graph_url, sender_id, seen)
         seen += len(replies)
         for reply in replies:
-            message = reply["message"]
-            print(f"bot> {message.get('text', json.dumps(message))}")
+            print(_shown(reply))
+            message = reply.get("message") or {}
             quick_replies = message.get("quick_replies") or quick_replies
             for number, option in enumerate(message.get("quick_replies") or [], 1):
                 print(f"     #{number} {option['title']}")
 
 
+def _staff_action(text: str, sender_id: str, app_id: str) -> bytes | None:
+    if text.startswith("/staff "):
+        return echo_delivery(sender_id, text.removeprefix("/staff ").strip() or "…")
+    if text == "/handback":
+        return handover_delivery(sender_id, app_id, INSTAGRAM_INBOX_APP_ID)
+    return None
+
+
+def _chosen(text: str, quick_replies: list[dict[str, str]]) -> dict[str, str] | None:
+    if text.startswith("#") and text[1:].isdigit() and 0 < int(text[1:]) <= len(quick_replies):
+        return quick_replies[int(text[1:]) - 1]
+    return None
+
+
+def _shown(reply: dict[str, Any]) -> str:
+    """A request the bot made, as the chat shows it: its text, and any change of control."""
+    if reply["path"].endswith("/take_thread_control"):
+        return "     [the bot takes the conversation back]"
+    message = reply.get("message") or {}
+    line = f"bot> {message.get('text', json.dumps(message))}"
+    control = reply.get("thread_control")
+    if control:
+        line += (
+            f"\n     [{control.get('control_type')} thread control to app "
+            f"{control.get('app_id')}: the bot stays quiet until it comes back]"
+        )
+    return line
+
+
 def _wait_for_replies(graph_url: str, sender_id: str, seen: int) -> list[dict[str, Any]]:
-    """Replies after the first `seen`, once none came for a moment (or after 30 s)."""
-    deadline, quiet_since, count = time.monotonic() + 30, time.monotonic(), seen
+    """Replies after the first `seen`, once none came for a moment (or after 5 s when none
+    come: a quiet bot, for instance while staff have the conversation)."""
+    start = time.monotonic()
+    deadline, quiet_since, count = start + 30, start, seen
     while time.monotonic() < deadline:
         messages = delivered_to(graph_url, sender_id)
         if len(messages) != count:
             count, quiet_since = len(messages), time.monotonic()
-        elif count > seen and time.monotonic() - quiet_since > 1.0:
+        elif time.monotonic() - quiet_since > (1.0 if count > seen else 5.0):
             break
         time.sleep(0.1)
     return delivered_to(graph_url, sender_id)[seen:]
@@ -117,8 +198,9 @@ def main() -> None:
     parser.add_argument("--graph-url", default="http://127.0.0.1:8765")
     parser.add_argument("--app-secret", required=True)
     parser.add_argument("--sender-id", default=f"IG_SIM_{uuid.uuid4().hex[:8]}")
+    parser.add_argument("--app-id", default="1000000000000001", help="INSTAGRAM_APP_ID")
     args = parser.parse_args()
-    chat(args.rasa_url, args.graph_url, args.app_secret, args.sender_id)
+    chat(args.rasa_url, args.graph_url, args.app_secret, args.sender_id, args.app_id)
 
 
 if __name__ == "__main__":

@@ -2,7 +2,8 @@
 
 A delivery holds entries, each with `messaging[]` items (or, from the dashboard's
 test button, `changes[]` with `field: messages`). Every item becomes exactly one
-`Incoming` (something for the bot) or `Ignored` (with the reason, for the logs).
+`Incoming` (something for the bot), `StaffWrote` or `ControlReturned` (staff taking over
+or handing back), or `Ignored` (with the reason, for the logs).
 """
 
 from __future__ import annotations
@@ -38,8 +39,29 @@ class Incoming:
 
 
 @dataclass(frozen=True)
+class StaffWrote:
+    """Someone at the clinic wrote to the patient from another app (the Instagram app
+    itself sends echoes with no app id): the bot keeps quiet for a while."""
+
+    patient_id: str
+    timestamp: int
+    mid: str | None = None  # the echo's id: a message the bot sent is never staff's
+
+
+@dataclass(frozen=True)
+class ControlReturned:
+    """The conversation was passed back to our app (`messaging_handovers`)."""
+
+    patient_id: str
+    timestamp: int
+
+
+@dataclass(frozen=True)
 class Ignored:
-    reason: str  # "echo", "read", "reaction", "edit", "deleted", "unsupported", "malformed"
+    reason: str  # "echo", "handover", "read", "reaction", "edit", "deleted", "unsupported", …
+
+
+Item = Incoming | StaffWrote | ControlReturned | Ignored
 
 
 def signature(body: bytes, app_secret: str) -> str:
@@ -55,9 +77,10 @@ def signature_is_valid(body: bytes, header: str | None, app_secret: str) -> bool
     return hmac.compare_digest(signature(body, app_secret).encode(), header.strip().encode())
 
 
-def parse_delivery(body: bytes) -> list[Incoming | Ignored]:
+def parse_delivery(body: bytes, own_app_id: str | None = None) -> list[Item]:
     """All items of one delivery, in the order Meta listed them. Each item is read on its
-    own: a malformed one becomes `Ignored("malformed")` and never spoils the others."""
+    own: a malformed one becomes `Ignored("malformed")` and never spoils the others.
+    `own_app_id` (INSTAGRAM_APP_ID) tells our echoes and hand-backs from others'."""
     try:
         payload = json.loads(body)
     except (ValueError, UnicodeDecodeError, RecursionError) as error:
@@ -67,7 +90,7 @@ def parse_delivery(body: bytes) -> list[Incoming | Ignored]:
     entries = payload.get("entry")
     if not isinstance(entries, list):
         raise BadDelivery("no entries")
-    return [read_item(item) for item in _items(entries)]
+    return [read_item(item, own_app_id) for item in _items(entries)]
 
 
 def _items(entries: list[Any]) -> Iterator[Any]:
@@ -90,20 +113,26 @@ def _items(entries: list[Any]) -> Iterator[Any]:
                     yield item.get("value")
 
 
-def read_item(item: Any) -> Incoming | Ignored:
-    """One `messaging` item: what the patient said, or why there is nothing to answer."""
+def read_item(item: Any, own_app_id: str | None = None) -> Item:
+    """One `messaging` item: what the patient said, staff's doing, or why there is nothing
+    to answer."""
     try:
-        return _read_item(item)
+        return _read_item(item, own_app_id)
     except Exception:  # noqa: BLE001 - one odd item must not cost the others
         return Ignored("malformed")
 
 
-def _read_item(item: Any) -> Incoming | Ignored:
+def _read_item(item: Any, own_app_id: str | None) -> Item:
     if not isinstance(item, dict):
         return Ignored("malformed")
-    sender = item.get("sender")
-    sender_id = sender.get("id") if isinstance(sender, dict) else None
+    sender_id = _id_of(item.get("sender"))
     timestamp = _int(item.get("timestamp"))
+    handover = item.get("pass_thread_control")
+    if isinstance(handover, dict):
+        new_owner = str(handover.get("new_owner_app_id") or "")
+        if own_app_id and new_owner == own_app_id and _is_id(sender_id):
+            return ControlReturned(sender_id, timestamp)
+        return Ignored("handover")
     if "read" in item:
         return Ignored("read")
     if "reaction" in item:
@@ -118,7 +147,7 @@ def _read_item(item: Any) -> Incoming | Ignored:
     if not isinstance(message, dict):
         return Ignored("unsupported")
     if message.get("is_echo"):
-        return Ignored("echo")
+        return _echo(message, _id_of(item.get("recipient")), timestamp, own_app_id)
     if message.get("is_deleted"):
         return Ignored("deleted")
     if message.get("is_unsupported"):
@@ -137,11 +166,33 @@ def _read_item(item: Any) -> Incoming | Ignored:
     return Ignored("unsupported")
 
 
-def _incoming(sender: Any, mid: Any, timestamp: int, text: Any, kind: str) -> Incoming | Ignored:
+def _echo(message: dict, patient_id: Any, timestamp: int, own_app_id: str | None) -> Item:
+    """A message the clinic's account sent. Ours (our app id; any app id while
+    INSTAGRAM_APP_ID is not set) changes nothing; another app's, or one typed in the
+    Instagram app (no app id), is staff writing, unless its mid is one the bot sent
+    (checked against the database by the channel)."""
+    app_id = message.get("app_id")
+    if app_id is not None and (own_app_id is None or str(app_id) == own_app_id):
+        return Ignored("echo")
+    if not _is_id(patient_id):
+        return Ignored("malformed")
+    mid = message.get("mid")
+    return StaffWrote(patient_id, timestamp, mid if isinstance(mid, str) else None)
+
+
+def _id_of(party: Any) -> Any:
+    """The `id` of a `sender` or `recipient`; Meta's numeric ids as strings."""
+    value = party.get("id") if isinstance(party, dict) else None
+    return str(value) if type(value) is int and value > 0 else value
+
+
+def _is_id(value: Any) -> bool:
+    return isinstance(value, str) and 0 < len(value) <= MAX_ID_LENGTH
+
+
+def _incoming(sender: Any, mid: Any, timestamp: int, text: Any, kind: str) -> Item:
     """An item for the bot, if its ids are ids and its text (or payload) is a string."""
-    if type(sender) is int and sender > 0:
-        sender = str(sender)
-    if not (isinstance(sender, str) and 0 < len(sender) <= MAX_ID_LENGTH):
+    if not _is_id(sender):
         return Ignored("malformed")
     if not (isinstance(mid, str) and 0 < len(mid) <= MAX_MID_LENGTH) or not isinstance(text, str):
         return Ignored("malformed")

@@ -8,16 +8,18 @@ import sys
 import time as clock
 from collections.abc import Sequence
 from datetime import date, datetime, time, timedelta
+from functools import partial
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, select
 from sqlalchemy.engine import make_url
 
+from clinic import handoffs
 from clinic.audit import hash_id
 from clinic.calendar_feed import doctor_calendar, feed_url
 from clinic.context import Clinic
 from clinic.db import create_database_engine, transaction
-from clinic.delivery import Outbox
+from clinic.delivery import Outbox, remember_own_messages
 from clinic.errors import ClinicError
 from clinic.migrate import upgrade_to_latest
 from clinic.models import BOOKED, Appointment, BlockedTime, Doctor, WorkingHours
@@ -147,6 +149,9 @@ def _parser() -> argparse.ArgumentParser:
     outbox = commands.add_parser("outbox", help="replies not sent yet, and replies given up")
     outbox.add_argument("--failed", action="store_true", help="only those given up")
     outbox.set_defaults(handler=list_outbox)
+
+    handoffs = commands.add_parser("handoffs", help="conversations staff took over, newest first")
+    handoffs.set_defaults(handler=list_handoffs)
 
     calendar = commands.add_parser("calendar", help="a doctor's iCalendar feed on stdout")
     calendar.add_argument("doctor_id", type=int)
@@ -287,7 +292,8 @@ def send_reminders(clinic: Clinic, args: argparse.Namespace) -> int:
     last_purge = None
     try:
         while True:
-            report = send_due_reminders(clinic, graph_sender(client), render)
+            remember = partial(_remember_sent, clinic)
+            report = send_due_reminders(clinic, graph_sender(client, remember), render)
             print(
                 f"Reminders: {report.sent} sent, {report.window_closed} waiting for the "
                 f"patient to write, {report.unavailable} unreachable, {report.failed} failed.",
@@ -313,7 +319,8 @@ def run_purge(clinic: Clinic, _args: argparse.Namespace) -> int:
             tracker_engine.dispose()
     print(
         f"Purged (older than {clinic.settings.retention_days} days): {purged.events} "
-        f"conversation events, {purged.messages} messages, {purged.replies} replies.",
+        f"conversation events, {purged.messages} messages, {purged.replies} replies, "
+        f"{purged.handoffs} hand-offs.",
         flush=True,
     )
     return 0
@@ -357,6 +364,34 @@ def list_outbox(clinic: Clinic, args: argparse.Namespace) -> int:
     state = "given up" if args.failed else "waiting or given up"
     print(f"{len(replies)} replies {state}.")
     return 0
+
+
+def _remember_sent(clinic: Clinic, mids: list[str | None]) -> None:
+    remember_own_messages(clinic.engine, mids, clinic.now())
+
+
+def list_handoffs(clinic: Clinic, _args: argparse.Namespace) -> int:
+    """Hand-offs by the patient's short reference (as in the logs), state and age; the
+    Instagram inbox shows the conversation itself, so no patient text here."""
+    settings, now = clinic.settings, clinic.now()
+    with transaction(clinic.engine) as session:
+        views = handoffs.listing(session, now, settings.handoff_timeout, settings.staff_pause)
+    for view in views:
+        staff = f"staff wrote {_age(now, view.staff_at)} ago" if view.staff_at else "no staff reply"
+        print(
+            f"{view.ref}\t{view.state.replace('_', ' ')}\t{_age(now, view.opened_at)} old\t{staff}"
+        )
+    waiting = sum(view.state != "closed" for view in views)
+    print(f"{len(views)} hand-offs, {waiting} open.")
+    return 0
+
+
+def _age(now: datetime, then: datetime) -> str:
+    minutes = max(0, int((now - then).total_seconds() // 60))
+    if minutes < 60:
+        return f"{minutes} min"
+    hours = minutes // 60
+    return f"{hours} h" if hours < 48 else f"{hours // 24} days"
 
 
 def print_calendar(clinic: Clinic, args: argparse.Namespace) -> int:

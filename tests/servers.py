@@ -193,6 +193,21 @@ def scaled_out_environment(database_url: str, graph_url: str, prefix: str) -> di
     )
 
 
+def clinic_command(database_url: str, argv: list[str]) -> int:
+    """`python -m clinic …` on `database_url`, in this process."""
+    from entrypoints.cli import main
+
+    previous = os.environ.get("DATABASE_URL")
+    os.environ["DATABASE_URL"] = database_url
+    try:
+        return main(argv)
+    finally:
+        if previous is None:
+            del os.environ["DATABASE_URL"]
+        else:
+            os.environ["DATABASE_URL"] = previous
+
+
 @contextmanager
 def running_stack(database_url: str, log_dir: Path, **extra: str) -> Iterator[Stack]:
     stack = Stack(stack_environment(database_url, **extra), log_dir)

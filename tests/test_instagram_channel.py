@@ -22,7 +22,13 @@ from clinic.models import InboxMessage, OutboxMessage
 from clinic.settings import Settings
 from connectors.fake_graph import FakeGraphApi, FakeResponse
 from connectors.instagram import InstagramInput, answers_to
-from connectors.webhook import signature
+from connectors.webhook import (
+    ControlReturned,
+    Ignored,
+    StaffWrote,
+    parse_delivery,
+    signature,
+)
 from entrypoints.cli import main as clinic_cli
 from tests.conftest import UNREACHABLE_DATABASE_URL
 from tests.helpers import wait_until
@@ -573,3 +579,71 @@ def test_a_reply_graph_keeps_refusing_past_the_budget_is_kept_as_failed_and_list
     assert "\tfailed\t" in listing and "gave up: unavailable" in listing
     assert "1 replies given up." in listing
     assert "IG_TEST_1" not in listing and "you said" not in listing
+
+
+def _one(item: dict, own_app_id: str | None = "42") -> object:
+    body = json.dumps({"object": "instagram", "entry": [{"id": "1", "messaging": [item]}]})
+    (parsed,) = parse_delivery(body.encode(), own_app_id)
+    return parsed
+
+
+PAGE, PATIENT_ID = {"id": "17841400000000001"}, {"id": "IG_TEST_1"}
+
+
+@pytest.mark.parametrize(
+    ("message", "own_app_id", "expected"),
+    [
+        ({"app_id": 42}, "42", Ignored("echo")),  # ours
+        ({"app_id": 7}, None, Ignored("echo")),  # can't tell without INSTAGRAM_APP_ID
+        ({"app_id": 7}, "42", StaffWrote("IG_TEST_1", 5, "mid.e")),  # another app
+        ({}, "42", StaffWrote("IG_TEST_1", 5, "mid.e")),  # typed in the Instagram app
+        ({}, None, StaffWrote("IG_TEST_1", 5, "mid.e")),
+    ],
+)
+def test_echoes_are_the_bots_own_or_staff_writing(message, own_app_id, expected):
+    echo = {"mid": "mid.e", "text": "Hello from the desk", "is_echo": True, **message}
+    item = {"sender": PAGE, "recipient": PATIENT_ID, "timestamp": 5, "message": echo}
+    assert _one(item, own_app_id) == expected
+
+
+@pytest.mark.parametrize(
+    ("control", "own_app_id", "expected"),
+    [
+        ({"new_owner_app_id": "42"}, "42", ControlReturned("IG_TEST_1", 5)),
+        ({"new_owner_app_id": 42}, "42", ControlReturned("IG_TEST_1", 5)),
+        ({"new_owner_app_id": "7"}, "42", Ignored("handover")),
+        ({"new_owner_app_id": "42"}, None, Ignored("handover")),
+        ({}, "42", Ignored("handover")),
+    ],
+)
+def test_control_comes_back_only_when_passed_to_our_app(control, own_app_id, expected):
+    item = {"sender": PATIENT_ID, "recipient": PAGE, "timestamp": 5, "pass_thread_control": control}
+    assert _one(item, own_app_id) == expected
+
+
+def test_a_staff_echo_with_no_patient_is_malformed():
+    echo = {"mid": "mid.e", "text": "hi", "is_echo": True}
+    assert _one({"sender": PAGE, "recipient": {"id": ""}, "message": echo}) == Ignored("malformed")
+
+
+def test_a_handoff_reply_goes_without_thread_control_when_meta_refuses_it(graph, sqlite_url):
+    async def hand_off(message: UserMessage) -> None:
+        await message.output_channel.send_response(
+            message.sender_id, {"text": "A person will reply.", "thread_control": "pass"}
+        )
+
+    channel = make_channel(graph, hand_off, sqlite_url)
+    graph.queue(FakeResponse.graph_error(100))  # e.g. Conversation Routing not set up
+    try:
+        assert deliver(channel, fixture("text")) == 200
+        settle(channel)
+    finally:
+        channel.stop()
+
+    refused, sent = graph.sent
+    assert refused.body["thread_control"] == {"app_id": "1217981644879628", "control_type": "pass"}
+    assert refused.status == 400
+    assert sent.body == {
+        "recipient": {"id": "IG_TEST_1"},
+        "message": {"text": "A person will reply."},
+    }

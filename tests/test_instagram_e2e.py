@@ -17,11 +17,10 @@ from clinic.settings import Settings
 from clinic.templates import format_when
 from connectors.fake_graph import FakeGraphApi
 from connectors.simulate import delivery, post_delivery
-from entrypoints.cli import main as clinic_cli
 from tests.conftest import TEST_NAME, TEST_PHONE
 from tests.helpers import wait_until
 from tests.instagram_patient import InstagramPatient
-from tests.servers import ROOT, Stack, running_stack
+from tests.servers import ROOT, Stack, clinic_command, running_stack
 
 SECRET = "e2e-app-secret"
 TOKEN = "e2e-access-token"
@@ -41,26 +40,12 @@ def stack(request, tmp_path: Path) -> Iterator[tuple[Stack, FakeGraphApi, str]]:
         )
         with running_stack(database_url, tmp_path, **env) as servers:
             for command in (["init"], request.param):
-                assert _cli(database_url, command) == 0
+                assert clinic_command(database_url, command) == 0
             servers.start_action_server()
             rasa_url = servers.start_rasa(
                 credentials=ROOT / "credentials.yml", api=False, ready_path="/webhooks/instagram/"
             )
             yield servers, graph, rasa_url, database_url
-
-
-def _cli(database_url: str, argv: list[str]) -> int:
-    import os
-
-    previous = os.environ.get("DATABASE_URL")
-    os.environ["DATABASE_URL"] = database_url
-    try:
-        return clinic_cli(argv)
-    finally:
-        if previous is None:
-            del os.environ["DATABASE_URL"]
-        else:
-            os.environ["DATABASE_URL"] = previous
 
 
 def test_a_new_patient_books_through_instagram_and_gets_the_confirmation(stack):

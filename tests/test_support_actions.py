@@ -16,7 +16,7 @@ from actions.support import (
 )
 from clinic.booking import book
 from clinic.db import transaction
-from clinic.models import AuditEvent
+from clinic.models import AuditEvent, Handoff
 from clinic.patients import find_patient
 from tests.conftest import TEST_NAME, TEST_PHONE
 from tests.factories import add_doctor, add_patient
@@ -54,6 +54,39 @@ def test_handoff_is_recorded_without_the_instagram_id(app, clinic):
         ).one()
     assert event.patient_id == patient.id
     assert event.recipient_hash and "IG_HELP_ME" not in event.recipient_hash
+
+
+def test_a_handoff_passes_the_conversation_with_its_message_and_opens_a_handoff(app, clinic):
+    _, (message,) = run(ActionHandoff(app), make_tracker(sender_id="IG_HELP_ME_TOO"))
+    assert message["thread_control"] == "pass"
+    with transaction(clinic.engine) as session:
+        (row,) = session.scalars(select(Handoff)).all()
+    assert (row.sender_id, row.state, row.control_passed) == ("IG_HELP_ME_TOO", "waiting", 1)
+
+
+def _user(intent: str) -> dict:
+    return {"event": "user", "text": "…", "parse_data": {"intent": {"name": intent}}}
+
+
+def test_the_second_message_in_a_row_not_understood_goes_to_a_person(app, clinic):
+    from actions.support import ActionHelpAfterFallback
+
+    once = [_user("greet"), _user("nlu_fallback")]
+    twice = [_user("nlu_fallback"), {"event": "bot", "text": "Sorry…"}, _user("nlu_fallback")]
+    broken = [_user("nlu_fallback"), _user("affirm"), _user("nlu_fallback")]
+    for events in (once, broken):
+        tracker = make_tracker(text="blorp", intent="nlu_fallback", events=events)
+        _, (offer,) = run(ActionHelpAfterFallback(app), tracker)
+        assert offer["text"].startswith("Sorry, I didn't quite get that.")
+        assert "thread_control" not in offer
+
+    tracker = make_tracker(sender_id="IG_LOST", text="blorp", intent="nlu_fallback", events=twice)
+    _, (handoff,) = run(ActionHelpAfterFallback(app), tracker)
+
+    assert handoff["text"].startswith("I'm sorry I couldn't follow. I've asked our team")
+    assert handoff["thread_control"] == "pass"
+    with transaction(clinic.engine) as session:
+        assert session.scalars(select(Handoff.sender_id)).all() == ["IG_LOST"]
 
 
 def test_asides_are_answered_and_the_form_carries_on(app, clinic):
