@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import Enum
 
-from sqlalchemy import delete, or_, select
+from sqlalchemy import delete, or_, select, text
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
@@ -32,6 +32,8 @@ from clinic.models import (
     utc_now,
 )
 from clinic.settings import Settings
+
+_SQL_OPEN = text("SELECT 1 FROM handoffs WHERE sender_id = :sender AND state != 'closed' LIMIT 1")
 
 
 class Decision(Enum):
@@ -148,6 +150,10 @@ class HandoffDesk:
         self._clock = clock
 
     def decide(self, instagram_id: str) -> Decision:
+        # On every message's path: one plain read when nothing is open (nearly always).
+        with self._engine.connect() as connection:
+            if connection.execute(_SQL_OPEN, {"sender": instagram_id}).first() is None:
+                return Decision.ANSWER
         with transaction(self._engine) as session:
             return decide(session, instagram_id, self._clock(), self._timeout, self._pause)
 

@@ -11,19 +11,27 @@ nothing changed.
 from __future__ import annotations
 
 import asyncio
+import logging
 import re
+import time
 from email.utils import format_datetime, parsedate_to_datetime
 from typing import Any
 
 from rasa.core.channels.channel import InputChannel
 from sanic import Blueprint, response
 from sanic.request import Request
+from sqlalchemy import select
 
 from clinic.calendar_feed import Feed, doctor_feed, token_matches
 from clinic.context import Clinic
-from clinic.db import create_database_engine
+from clinic.db import create_database_engine, transaction
 from clinic.errors import UnknownDoctorError
+from clinic.models import Doctor
 from clinic.settings import load_settings
+from connectors.heap import freeze_startup_objects
+from connectors.log_levels import follow_rasa_log_level
+
+logger = logging.getLogger(__name__)
 
 FEED_NAME = re.compile(r"(\d{1,9})\.ics")
 
@@ -35,6 +43,7 @@ class CalendarFeeds(InputChannel):
 
     @classmethod
     def from_credentials(cls, credentials: Any) -> CalendarFeeds:
+        follow_rasa_log_level()
         return cls()
 
     def __init__(self) -> None:
@@ -49,8 +58,29 @@ class CalendarFeeds(InputChannel):
             self._clinic = Clinic(create_database_engine(settings.database_url), settings)
         return self._clinic
 
+    def warm(self) -> None:
+        """Builds every doctor's feed once, so the first calendar app to ask after a restart
+        is served from the cache of serialized events rather than waiting for it."""
+        started = time.perf_counter()
+        try:
+            clinic = self.clinic()
+            with transaction(clinic.engine) as session:
+                doctor_ids = list(session.scalars(select(Doctor.id).where(Doctor.active == 1)))
+            for doctor_id in doctor_ids:
+                doctor_feed(clinic, doctor_id)
+        except Exception as error:  # noqa: BLE001 - a cold feed is only slower
+            logger.warning("calendar feeds not warmed: %s", type(error).__name__)
+            return
+        elapsed = 1000 * (time.perf_counter() - started)
+        logger.info("calendar feeds warmed: %d doctors in %.0f ms", len(doctor_ids), elapsed)
+
     def blueprint(self, on_new_message: Any) -> Blueprint:
         feeds = Blueprint("calendar_feeds", __name__)
+
+        @feeds.listener("after_server_start")
+        async def warm(_app: Any, loop: Any) -> None:
+            freeze_startup_objects()
+            loop.run_in_executor(None, self.warm)  # beside serving, not before it
 
         @feeds.route("/<name>", methods=["GET", "HEAD"])
         async def feed(request: Request, name: str) -> response.HTTPResponse:

@@ -49,6 +49,7 @@ from connectors.graph_api import (
     passing_control,
     text_bodies,
 )
+from connectors.heap import freeze_startup_objects
 from connectors.log_levels import follow_rasa_log_level
 from connectors.outbox import ReplySender
 from connectors.webhook import (
@@ -283,6 +284,7 @@ class InstagramInput(InputChannel):
 
         @webhook.listener("after_server_start")
         async def start_worker(_app: Any, _loop: Any) -> None:
+            freeze_startup_objects()
             self.worker.start()  # Rasa's agent is loaded by now
 
         @webhook.listener("before_server_stop")

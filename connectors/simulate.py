@@ -131,7 +131,8 @@ def chat(rasa_url: str, graph_url: str, app_secret: str, sender_id: str, app_id:
         if not text:
             continue
         body = _staff_action(text, sender_id, app_id)
-        if body is None:
+        as_patient = body is None
+        if as_patient:
             payload = None
             chosen = _chosen(text, quick_replies)
             if chosen is not None:
@@ -140,6 +141,8 @@ def chat(rasa_url: str, graph_url: str, app_secret: str, sender_id: str, app_id:
         post_delivery(rasa_url, body, app_secret)
         replies = _wait_for_replies(graph_url, sender_id, seen)
         seen += len(replies)
+        if as_patient and not replies:
+            print("     (no reply: the bot is quiet while staff have the conversation)")
         for reply in replies:
             print(_shown(reply))
             message = reply.get("message") or {}

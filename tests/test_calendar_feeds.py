@@ -3,6 +3,7 @@ the feed a calendar app subscribes to, its secret link, and conditional requests
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -16,21 +17,23 @@ from clinic.db import create_database_engine
 from clinic.migrate import upgrade_to_latest
 from clinic.settings import load_settings
 from tests.factories import add_appointment, add_doctor, add_patient
+from tests.helpers import wait_until
 from tests.servers import ROOT, http_get, running_stack
+
+FEEDS_ONLY = dict(
+    INSTAGRAM_VERIFY_TOKEN="feed-verify",
+    INSTAGRAM_APP_SECRET="feed-secret",
+    INSTAGRAM_ACCESS_TOKEN="feed-token",
+    INSTAGRAM_GRAPH_URL="http://127.0.0.1:9/v21.0",
+    ACTION_SERVER_URL="http://127.0.0.1:9/webhook",  # no turns here: feeds only
+)
 
 
 @pytest.fixture
 def served(tmp_path: Path) -> Iterator[tuple[Clinic, str]]:
     """A clinic with one doctor and the rasa server of make serve in front of it."""
     database_url = f"sqlite:///{tmp_path / 'feeds.db'}"
-    env = dict(
-        INSTAGRAM_VERIFY_TOKEN="feed-verify",
-        INSTAGRAM_APP_SECRET="feed-secret",
-        INSTAGRAM_ACCESS_TOKEN="feed-token",
-        INSTAGRAM_GRAPH_URL="http://127.0.0.1:9/v21.0",
-        ACTION_SERVER_URL="http://127.0.0.1:9/webhook",  # no turns here: feeds only
-    )
-    with running_stack(database_url, tmp_path, **env) as servers:
+    with running_stack(database_url, tmp_path, **FEEDS_ONLY) as servers:
         upgrade_to_latest(database_url)
         rasa_url = servers.start_rasa(
             credentials=ROOT / "credentials.yml", api=False, ready_path="/webhooks/instagram/"
@@ -87,3 +90,21 @@ def test_a_conditional_request_gets_304_until_the_feed_changes(served):
     status, changed, body = http_get(url, **{"If-None-Match": etag})
     assert status == 200 and changed["ETag"] != etag
     assert len(Calendar.from_ical(body).walk("VEVENT")) == 2
+
+
+def test_the_server_builds_the_feeds_when_it_starts_and_freezes_its_startup_heap(tmp_path):
+    database_url = f"sqlite:///{tmp_path / 'warm.db'}"
+    with running_stack(database_url, tmp_path, **FEEDS_ONLY) as servers:
+        upgrade_to_latest(database_url)
+        clinic = Clinic(create_database_engine(database_url), load_settings(servers.env))
+        doctor = add_doctor(clinic)
+        book(clinic, doctor, add_patient(clinic).id, days=2)
+
+        servers.start_rasa(
+            credentials=ROOT / "credentials.yml", api=False, ready_path="/webhooks/instagram/"
+        )
+
+        assert wait_until(lambda: "calendar feeds warmed: 1 doctors" in servers.logs(), 60)
+        frozen = re.search(r"startup heap frozen: (\d+) objects", servers.logs())
+        assert frozen and int(frozen[1]) > 100_000  # the model and its libraries
+        clinic.engine.dispose()
