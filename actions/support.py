@@ -7,7 +7,7 @@ import logging
 from typing import Any
 
 from rasa_sdk import Tracker
-from rasa_sdk.events import SlotSet
+from rasa_sdk.events import SlotSet, UserUtteranceReverted
 from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.forms import FormValidationAction
 from rasa_sdk.types import DomainDict
@@ -21,6 +21,7 @@ from actions.common import (
     UsesClinic,
     clear,
     form_stopped_this_turn,
+    latest_intent,
     latest_text,
     quick_replies,
 )
@@ -165,14 +166,28 @@ class ActionHelpAfterFallback(ClinicAction):
         dispatcher.utter_message(
             text=texts.render("not_understood"), buttons=quick_replies(options)
         )
+        if latest_intent(tracker) != "nlu_fallback":
+            # Run as the rules' fallback (config.yml: core_fallback_action_name): like Rasa's
+            # own, it takes the message back, or the rules would ask for it again and again.
+            return [UserUtteranceReverted()]
         return []
 
 
 def _not_understood_twice(tracker: Tracker) -> bool:
-    """The patient's last two messages were both not understood (and help was offered)."""
-    intents = [
-        ((event.get("parse_data") or {}).get("intent") or {}).get("name")
-        for event in tracker.events
-        if event.get("event") == "user"
-    ]
-    return intents[-2:] == ["nlu_fallback", "nlu_fallback"]
+    """The patient's message before this one was not understood either, and the bot
+    offered help for it (rather than handing off), in this session."""
+    events = list(tracker.events)
+    users = [n for n, event in enumerate(events) if event.get("event") == "user"]
+    if len(users) < 2:
+        return False
+    between = events[users[-2] + 1 : users[-1]]
+    offered = any(
+        e.get("event") == "action" and e.get("name") == "action_help_after_fallback"
+        for e in between
+    )
+    handed_off = any(
+        e.get("event") == "bot" and (e.get("metadata") or {}).get("thread_control") == "pass"
+        for e in between
+    )
+    new_session = any(e.get("event") == "session_started" for e in between)
+    return offered and not handed_off and not new_session

@@ -216,15 +216,19 @@ class ClinicApp:
         """The patient asked for a person: the bot keeps quiet for them until staff hand
         the conversation back or HANDOFF_TIMEOUT_HOURS pass (clinic/handoffs.py)."""
         hashed = audit.hash_id(instagram_id, self.settings.id_hash_key)
-        with transaction(self.clinic.engine) as session:
-            patient = patient_by_instagram_id(session, instagram_id)
-            handoffs.hand_off(session, instagram_id, hashed, self.clinic.now())
-            audit.record(
-                session,
-                audit.HANDOFF_REQUESTED,
-                patient_id=patient.id if patient else None,
-                recipient_hash=hashed,
-            )
+
+        def record() -> None:
+            with transaction(self.clinic.engine) as session:
+                patient = patient_by_instagram_id(session, instagram_id)
+                handoffs.hand_off(session, instagram_id, hashed, self.clinic.now())
+                audit.record(
+                    session,
+                    audit.HANDOFF_REQUESTED,
+                    patient_id=patient.id if patient else None,
+                    recipient_hash=hashed,
+                )
+
+        handoffs.once_more_on_conflict(record)
 
     # --- the clinic: doctors, visits, questions ----------------------------------------
 

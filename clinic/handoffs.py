@@ -16,9 +16,11 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import Enum
+from typing import TypeVar
 
 from sqlalchemy import delete, or_, select, text
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from clinic.audit import hash_id
@@ -33,6 +35,9 @@ from clinic.models import (
 )
 from clinic.settings import Settings
 
+# How far Meta's clock and ours may disagree: a hand-back seconds after the hand-off counts.
+CLOCK_SKEW = timedelta(seconds=30)
+T = TypeVar("T")
 _SQL_OPEN = text("SELECT 1 FROM handoffs WHERE sender_id = :sender AND state != 'closed' LIMIT 1")
 
 
@@ -56,12 +61,21 @@ class HandoffView:
 
 
 def open_row(session: Session, instagram_id: str) -> Handoff | None:
+    """The patient's open hand-off, locked for this transaction (PostgreSQL)."""
     return session.scalars(
         select(Handoff)
         .where(Handoff.sender_id == instagram_id, Handoff.state != HANDOFF_CLOSED)
-        .order_by(Handoff.id.desc())
-        .limit(1)
+        .with_for_update()
     ).first()
+
+
+def once_more_on_conflict(work: Callable[[], T]) -> T:
+    """Runs `work` (one transaction) again if another writer opened the patient's hand-off
+    at the same moment: the second try finds it."""
+    try:
+        return work()
+    except IntegrityError:
+        return work()
 
 
 def hand_off(session: Session, instagram_id: str, hashed: str, now: datetime) -> None:
@@ -85,10 +99,10 @@ def staff_wrote(session: Session, instagram_id: str, hashed: str, at: datetime) 
 
 
 def control_returned(session: Session, instagram_id: str, at: datetime) -> bool:
-    """Thread control came back to our app at `at`: hand-offs opened before it close (a
-    redelivered old notice does not close a newer one). True if one was open."""
+    """Thread control came back to our app at `at` (Meta's clock): a hand-off opened before
+    it closes; a redelivered old notice does not close a newer one. True if one was open."""
     row = open_row(session, instagram_id)
-    if row is None or row.opened_at > at:
+    if row is None or row.opened_at > at + CLOCK_SKEW:
         return False
     _close(row, at, "returned")
     return True
@@ -160,6 +174,23 @@ class HandoffDesk:
     def record(self, notices: Iterable[StaffNotice]) -> list[StaffNotice]:
         """Staff writing and control coming back, in the order Meta listed them; those that
         counted (an echo of a message the bot sent does not)."""
+        notices = list(notices)
+        return once_more_on_conflict(lambda: self._record(notices))
+
+    def ran_out(self, instagram_ids: Iterable[str]) -> set[str]:
+        """Those of the patients whose open hand-off no longer keeps the bot quiet (read
+        only: the hand-off closes when their message's turn comes)."""
+        ids = list(instagram_ids)
+        if not ids:
+            return set()
+        now = self._clock()
+        with transaction(self._engine) as session:
+            rows = session.scalars(
+                select(Handoff).where(Handoff.sender_id.in_(ids), Handoff.state != HANDOFF_CLOSED)
+            )
+            return {r.sender_id for r in rows if not holds(r, now, self._timeout, self._pause)}
+
+    def _record(self, notices: list[StaffNotice]) -> list[StaffNotice]:
         now, counted = self._clock(), []
         with transaction(self._engine) as session:
             for notice in notices:

@@ -299,15 +299,11 @@ class Handoff(Base):
     opened_at = Column(UTCDateTime, nullable=False)
     staff_at = Column(UTCDateTime, nullable=True)  # staff's latest message
     closed_at = Column(UTCDateTime, nullable=True)
-    close_reason = Column(String(16), nullable=True)  # "returned", "timeout", "erased"
+    close_reason = Column(String(16), nullable=True)  # "returned" or "timeout"
 
     __table_args__ = (
-        Index(
-            "ix_handoffs_open",
-            "sender_id",
-            sqlite_where=text("state != 'closed'"),
-            postgresql_where=text("state != 'closed'"),
-        ),
+        # One open hand-off per patient: a closed one's sender_id is NULL.
+        Index("ux_handoffs_sender", "sender_id", unique=True),
         Index("ix_handoffs_opened", "opened_at"),
     )
 

@@ -349,11 +349,17 @@ class InstagramInput(InputChannel):
             for notice in notices:
                 what = "control returned" if notice.returned else "staff wrote"
                 logger.info("instagram %s sender=%s", what, self._ref(notice.instagram_id))
-        messages = [
-            NewMessage(i.mid, i.sender_id, i.timestamp, i.kind, i.text)
-            for i in items
-            if isinstance(i, Incoming)
-        ]
+        incoming = [i for i in items if isinstance(i, Incoming)]
+        if any(i.standby for i in incoming):
+            try:
+                incoming = await self._ours(incoming)
+            except Exception as error:  # noqa: BLE001 - Meta retries the whole delivery
+                logger.error(
+                    "instagram delivery deferred: hand-offs unavailable (%s)",
+                    type(error).__name__,
+                )
+                return response.text("unavailable, try again", status=503)
+        messages = [NewMessage(i.mid, i.sender_id, i.timestamp, i.kind, i.text) for i in incoming]
         try:
             accepted = await asyncio.to_thread(self.inbox.accept, messages, self.worker.free())
         except InboxFull:
@@ -372,6 +378,20 @@ class InstagramInput(InputChannel):
         if len(accepted.new) > len(accepted.claimed):
             self.worker.wake()
         return response.text("EVENT_RECEIVED")
+
+    async def _ours(self, incoming: list[Incoming]) -> list[Incoming]:
+        """Messages on the standby channel belong to the app that holds the conversation
+        (staff, in the Instagram inbox): they are left to it, unless the hand-off that sent
+        the patient there has run out. Those are stored like any message; their turn takes
+        the conversation back first (`Decision.TAKE_BACK_AND_ANSWER`)."""
+        senders = {i.sender_id for i in incoming if i.standby}
+        ran_out = await asyncio.to_thread(self.handoffs.ran_out, senders)
+        for item in incoming:
+            if item.standby and item.sender_id not in ran_out:
+                logger.info(
+                    "instagram item left to staff (standby) sender=%s", self._ref(item.sender_id)
+                )
+        return [i for i in incoming if not i.standby or i.sender_id in ran_out]
 
     async def _take_turn(self, item: InboxItem) -> None:
         """One message through the dialogue (on the worker's loop); see docs/delivery.md."""

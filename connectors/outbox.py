@@ -27,10 +27,12 @@ from clinic.audit import hash_id
 from clinic.delivery import Outbox, OutboxItem
 from connectors.graph_api import (
     GraphApiClient,
+    PermanentSendError,
     Rejected,
     RetryPolicy,
     Sent,
     describe,
+    permanent_error,
     request_body,
     sender_action_body,
 )
@@ -172,7 +174,11 @@ class ReplySender:
         if isinstance(outcome, Sent):
             self._outbox.sent(job.reply_id, job.recipient_id, outcome.message_id)
             return True
-        if isinstance(outcome, Rejected) and "thread_control" in job.body:
+        if (
+            isinstance(outcome, Rejected)
+            and "thread_control" in job.body
+            and type(permanent_error(outcome)) is PermanentSendError  # not window, token…
+        ):
             # Meta refuses thread control where Conversation Routing is not set up: the
             # hand-off message still goes, and staff answer from the inbox all the same.
             logger.warning(

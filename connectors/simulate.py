@@ -36,8 +36,10 @@ def delivery(
     quick_reply_payload: str | None = None,
     mid: str | None = None,
     timestamp_ms: int | None = None,
+    standby: bool = False,
 ) -> bytes:
-    """A Meta webhook body for one message, escaped the way Meta sends it."""
+    """A Meta webhook body for one message, escaped the way Meta sends it; on the `standby`
+    channel when another app holds the conversation."""
     timestamp = timestamp_ms or int(time.time() * 1000)
     message: dict[str, Any] = {"mid": mid or f"mid.{uuid.uuid4().hex}", "text": text}
     if quick_reply_payload is not None:
@@ -50,7 +52,9 @@ def delivery(
     }
     payload = {
         "object": "instagram",
-        "entry": [{"id": PAGE_ID, "time": timestamp, "messaging": [item]}],
+        "entry": [
+            {"id": PAGE_ID, "time": timestamp, "standby" if standby else "messaging": [item]}
+        ],
     }
     return json.dumps(payload, ensure_ascii=True).encode()
 

@@ -12,7 +12,7 @@ import hashlib
 import hmac
 import json
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 MAX_BODY_BYTES = 1024 * 1024
@@ -36,6 +36,7 @@ class Incoming:
     timestamp: int
     text: str
     kind: str  # "text", "quick_reply", "postback" or "attachment"
+    standby: bool = False  # delivered while another app holds the conversation
 
 
 @dataclass(frozen=True)
@@ -90,27 +91,33 @@ def parse_delivery(body: bytes, own_app_id: str | None = None) -> list[Item]:
     entries = payload.get("entry")
     if not isinstance(entries, list):
         raise BadDelivery("no entries")
-    return [read_item(item, own_app_id) for item in _items(entries)]
+    return [_marked(read_item(item, own_app_id), standby) for item, standby in _items(entries)]
 
 
-def _items(entries: list[Any]) -> Iterator[Any]:
-    """The items of every entry; something that can't hold items stands for one bad item."""
+def _marked(item: Item, standby: bool) -> Item:
+    return replace(item, standby=True) if standby and isinstance(item, Incoming) else item
+
+
+def _items(entries: list[Any]) -> Iterator[tuple[Any, bool]]:
+    """The items of every entry, each with whether it came on the `standby` channel (Meta
+    uses it while another app holds the conversation); something that can't hold items
+    stands for one bad item."""
     for entry in entries:
         if not isinstance(entry, dict):
-            yield None
+            yield None, False
             continue
-        for name in ("messaging", "changes"):
+        for name in ("messaging", "standby", "changes"):
             items = entry.get(name)
             if items is None:
                 continue
             if not isinstance(items, list):
-                yield None
+                yield None, False
                 continue
             for item in items:
-                if name == "messaging":
-                    yield item
+                if name != "changes":
+                    yield item, name == "standby"
                 elif isinstance(item, dict) and item.get("field") == "messages":
-                    yield item.get("value")
+                    yield item.get("value"), False
 
 
 def read_item(item: Any, own_app_id: str | None = None) -> Item:

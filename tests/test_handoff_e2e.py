@@ -54,12 +54,17 @@ class HandoffStack:
         before = len(self.graph.deliveries_to(patient.sender_id))
         mid = f"mid.handoff.{next(_mids)}"
         self.post(delivery(patient.sender_id, words, mid=mid))
-        assert wait_until(lambda: self._handled(mid), 60), f"{mid} not handled"
+        assert wait_until(lambda: self.handled(mid), 60), f"{mid} not handled"
         assert len(self.graph.deliveries_to(patient.sender_id)) == before
 
-    def _handled(self, mid: str) -> bool:
+    def stored(self, mid: str) -> str | None:
+        """The inbox status of message `mid` (None: never stored)."""
         with transaction(self.engine) as session:
-            status = session.scalar(select(InboxMessage.status).where(InboxMessage.mid == mid))
+            return session.scalar(select(InboxMessage.status).where(InboxMessage.mid == mid))
+
+    def handled(self, mid: str) -> bool:
+        status = self.stored(mid)
+        with transaction(self.engine) as session:
             waiting = session.scalar(
                 select(func.count())
                 .select_from(OutboxMessage)
@@ -187,6 +192,30 @@ def test_after_the_timeout_the_bot_takes_the_conversation_back_and_answers(stack
     assert stack.handoffs_of(patient.sender_id) == [("closed", "timeout")]
 
 
+def test_while_the_inbox_holds_the_conversation_standby_messages_are_left_to_staff(stack):
+    patient = stack.patient("IG_TEST_HANDOFF_STANDBY")
+    stack.hand_off(patient)
+    before = len(stack.graph.deliveries_to(patient.sender_id))
+
+    # With the inbox holding the conversation, Meta sends the patient's messages on the
+    # standby channel; the bot neither answers nor keeps them.
+    stack.post(delivery(patient.sender_id, "hello?", mid="mid.standby.1", standby=True))
+    assert stack.stored("mid.standby.1") is None
+    assert len(stack.graph.deliveries_to(patient.sender_id)) == before
+
+    # Past the timeout, the next one is the bot's again: it takes the conversation back.
+    stack.time_passes(patient.sender_id, "opened_at", timedelta(hours=24, minutes=1))
+    body = delivery(patient.sender_id, "hi", mid="mid.standby.2", standby=True)
+    stack.post(body)
+    assert wait_until(lambda: len(patient.messages()) > patient.read, 60)
+    (greeting,) = patient.messages()[patient.read :]
+    assert greeting["text"].startswith(GREETING)
+    sent = stack.graph.deliveries_to(patient.sender_id)[before:]
+    requests = [r.path.rsplit("/", 1)[1] for r in sent if "sender_action" not in r.body]
+    assert requests == ["take_thread_control", "messages"]
+    assert stack.handoffs_of(patient.sender_id) == [("closed", "timeout")]
+
+
 def test_the_bots_own_echoes_change_nothing(stack):
     patient = stack.patient("IG_TEST_HANDOFF_ECHO")
     (greeting,) = patient.say("hi")
@@ -213,3 +242,13 @@ def test_staff_see_the_queue_without_patient_text(stack, capsys):
     (line,) = [line for line in listing.splitlines() if line.startswith(ref)]
     assert line.split("\t")[1:3] == ["waiting", "0 min old"]
     assert patient.sender_id not in listing and "person" not in listing
+
+
+def test_a_message_no_rule_expects_gets_one_helpful_answer(stack):
+    # "anyone?" reads as picking an option, with no list to pick from: no rule applies.
+    patient = stack.patient("IG_TEST_NO_RULE")
+    mid = "mid.no-rule.1"
+    stack.post(delivery(patient.sender_id, "anyone?", mid=mid))
+    assert wait_until(lambda: stack.handled(mid), 60)
+    (help_offer,) = patient.messages()
+    assert help_offer["text"].startswith("Sorry, I didn't quite get that.")

@@ -7,6 +7,7 @@ from datetime import timedelta
 
 import pytest
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 
 from clinic.application import ClinicApp
 from clinic.db import transaction
@@ -103,3 +104,24 @@ def test_erasure_and_retention_take_handoffs_away(any_clinic, desk, clock):
     clock.advance(timedelta(days=any_clinic.settings.retention_days + 1))
     assert purge(any_clinic, None).handoffs == 1
     assert _rows(any_clinic) == []
+
+
+def test_a_patient_has_at_most_one_open_handoff(any_clinic, clock):
+    def open_one() -> Handoff:
+        return Handoff(sender_id=PATIENT, sender_hash="h", state="waiting", opened_at=clock())
+
+    with pytest.raises(IntegrityError), transaction(any_clinic.engine) as session:
+        session.add_all([open_one(), open_one()])
+
+    ClinicApp(any_clinic).request_handoff(PATIENT)
+    HandoffDesk(any_clinic.engine, any_clinic.settings, clock).record([StaffNotice(PATIENT, None)])
+    assert _rows(any_clinic) == [(PATIENT, "with_staff", None)]
+
+
+def test_a_hand_back_seconds_after_the_hand_off_counts_despite_clocks_apart(
+    any_clinic, desk, clock
+):
+    ClinicApp(any_clinic).request_handoff(PATIENT)
+    meta_clock_behind = clock() - timedelta(seconds=20)
+    desk.record([StaffNotice(PATIENT, meta_clock_behind, returned=True)])
+    assert desk.decide(PATIENT) is Decision.ANSWER

@@ -22,6 +22,7 @@ from clinic.models import InboxMessage, OutboxMessage
 from clinic.settings import Settings
 from connectors.fake_graph import FakeGraphApi, FakeResponse
 from connectors.instagram import InstagramInput, answers_to
+from connectors.simulate import delivery
 from connectors.webhook import (
     ControlReturned,
     Ignored,
@@ -647,3 +648,17 @@ def test_a_handoff_reply_goes_without_thread_control_when_meta_refuses_it(graph,
         "recipient": {"id": "IG_TEST_1"},
         "message": {"text": "A person will reply."},
     }
+
+
+def test_messages_on_the_standby_channel_are_marked_and_left_to_the_app_holding_them(
+    channel, recorder, graph, sqlite_url
+):
+    body = delivery("IG_TEST_1", "hello?", mid="mid.standby.1", standby=True)
+    (parsed,) = parse_delivery(body)
+    assert parsed.standby and parsed.text == "hello?"
+
+    assert deliver(channel, body) == 200
+    settle(channel)
+
+    assert recorder.messages == [] and graph.sent == []
+    assert rows(sqlite_url, InboxMessage) == 0

@@ -68,18 +68,25 @@ def _user(intent: str) -> dict:
     return {"event": "user", "text": "…", "parse_data": {"intent": {"name": intent}}}
 
 
+HELP = {"event": "action", "name": "action_help_after_fallback"}
+OFFER = {"event": "bot", "text": "Sorry, I didn't quite get that."}
+HANDOFF = {"event": "bot", "text": "I've asked…", "metadata": {"thread_control": "pass"}}
+
+
 def test_the_second_message_in_a_row_not_understood_goes_to_a_person(app, clinic):
     from actions.support import ActionHelpAfterFallback
 
-    once = [_user("greet"), _user("nlu_fallback")]
-    twice = [_user("nlu_fallback"), {"event": "bot", "text": "Sorry…"}, _user("nlu_fallback")]
-    broken = [_user("nlu_fallback"), _user("affirm"), _user("nlu_fallback")]
-    for events in (once, broken):
+    once = [_user("greet"), {"event": "action", "name": "utter_greet"}, _user("nlu_fallback")]
+    broken = [_user("nlu_fallback"), HELP, OFFER, _user("affirm"), _user("nlu_fallback")]
+    after_handoff = [_user("nlu_fallback"), HELP, HANDOFF, _user("nlu_fallback")]
+    new_session = [_user("nlu_fallback"), HELP, OFFER, {"event": "session_started"}, _user("x")]
+    for events in (once, broken, after_handoff, new_session):
         tracker = make_tracker(text="blorp", intent="nlu_fallback", events=events)
         _, (offer,) = run(ActionHelpAfterFallback(app), tracker)
-        assert offer["text"].startswith("Sorry, I didn't quite get that.")
+        assert offer["text"].startswith("Sorry, I didn't quite get that."), events
         assert "thread_control" not in offer
 
+    twice = [_user("choose_option"), HELP, OFFER, _user("nlu_fallback")]
     tracker = make_tracker(sender_id="IG_LOST", text="blorp", intent="nlu_fallback", events=twice)
     _, (handoff,) = run(ActionHelpAfterFallback(app), tracker)
 
