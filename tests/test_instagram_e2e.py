@@ -4,7 +4,6 @@ fake Graph API + SQLite. A new patient books through signed webhooks only."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from sqlalchemy import select
@@ -27,9 +26,11 @@ TOKEN = "e2e-access-token"
 PATIENT = "IG_TEST_E2E_7731"  # a placeholder Instagram id
 
 
-@pytest.fixture(params=[["seed", "--demo"]])
-def stack(request, tmp_path: Path) -> Iterator[tuple[Stack, FakeGraphApi, str]]:
-    """The whole stack on a clinic seeded by `request.param` (the demo: one doctor)."""
+@pytest.fixture(scope="module", params=[["seed", "--demo"]])
+def stack(request, tmp_path_factory) -> Iterator[tuple[Stack, FakeGraphApi, str]]:
+    """The whole stack on a clinic seeded by `request.param` (the demo: one doctor), shared
+    by the tests of that clinic (each is its own patient)."""
+    tmp_path = tmp_path_factory.mktemp("e2e")
     database_url = f"sqlite:///{tmp_path / 'e2e.db'}"
     with FakeGraphApi(access_token=TOKEN) as graph:
         env = dict(
