@@ -312,9 +312,7 @@ class ValidateBookingForm(DayAndSlotValidation, FormValidationAction):
                 doctors = await self.core(self.app.doctors)
             except DatabaseUnavailableError:
                 doctors = []
-            offered = {key for doctor in doctors for key in doctor.visit_types}
-            visits = [v for v in self.app.profile.visit_types if v.key in offered]
-            choices = (visits, doctors)
+            choices = (self.app.visits_offered_by(doctors), doctors)
             _choices_this_message.set(choices)
         return choices
 

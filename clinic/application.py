@@ -239,13 +239,14 @@ class ClinicApp:
 
     def visit_types(self) -> list[VisitType]:
         """The visit types some bookable doctor offers, in the profile's order."""
-        return self._offered(self.doctors())
+        return self.visits_offered_by(self.doctors())
 
     def _offers_choice(self, doctors: list[DoctorView]) -> bool:
         """Several doctors or visits: the texts then name the visit and the doctor."""
-        return len(doctors) > 1 or len(self._offered(doctors)) > 1
+        return len(doctors) > 1 or len(self.visits_offered_by(doctors)) > 1
 
-    def _offered(self, doctors: list[DoctorView]) -> list[VisitType]:
+    def visits_offered_by(self, doctors: list[DoctorView]) -> list[VisitType]:
+        """The visit types some of `doctors` offers, in the profile's order."""
         offered = {key for doctor in doctors for key in doctor.visit_types}
         return [v for v in self.profile.visit_types if v.key in offered]
 

@@ -20,6 +20,7 @@ from sqlalchemy import func, or_, select
 from clinic.availability import load_doctor
 from clinic.context import Clinic
 from clinic.db import transaction
+from clinic.doctors import active_doctors
 from clinic.models import BOOKED, Appointment, BlockedTime, Patient
 from clinic.settings import Settings
 
@@ -92,6 +93,16 @@ def doctor_feed(clinic: Clinic, doctor_id: int, days_back: int = DAYS_BACK) -> F
     etag = '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
     stamps = [row[4] for row in appointments]
     return Feed(body, etag, max(stamps) if stamps else None)
+
+
+def warm_feeds(clinic: Clinic) -> int:
+    """Builds every active doctor's feed once, filling the cache of serialized events; how
+    many doctors."""
+    with transaction(clinic.engine) as session:
+        doctor_ids = [doctor.id for doctor in active_doctors(session)]
+    for doctor_id in doctor_ids:
+        doctor_feed(clinic, doctor_id)
+    return len(doctor_ids)
 
 
 def doctor_calendar(clinic: Clinic, doctor_id: int, days_back: int = DAYS_BACK) -> str:

@@ -31,4 +31,9 @@ def bookable_doctors(session: Session, settings: Settings) -> list[Doctor]:
     every active doctor, lowest id first."""
     if settings.default_doctor_id is not None:
         return [booking_doctor(session, settings)]
+    return active_doctors(session)
+
+
+def active_doctors(session: Session) -> list[Doctor]:
+    """Every active doctor, lowest id first."""
     return list(session.scalars(select(Doctor).where(Doctor.active == 1).order_by(Doctor.id)))

@@ -203,7 +203,6 @@ class HandoffDesk:
                     hashed = hash_id(notice.instagram_id, self._key)
                     staff_wrote(session, notice.instagram_id, hashed, at)
                 counted.append(notice)
-                session.flush()
         return counted
 
 

@@ -20,13 +20,11 @@ from typing import Any
 from rasa.core.channels.channel import InputChannel
 from sanic import Blueprint, response
 from sanic.request import Request
-from sqlalchemy import select
 
-from clinic.calendar_feed import Feed, doctor_feed, token_matches
+from clinic.calendar_feed import Feed, doctor_feed, token_matches, warm_feeds
 from clinic.context import Clinic
-from clinic.db import create_database_engine, transaction
+from clinic.db import create_database_engine
 from clinic.errors import UnknownDoctorError
-from clinic.models import Doctor
 from clinic.settings import load_settings
 from connectors.heap import freeze_startup_objects
 from connectors.log_levels import follow_rasa_log_level
@@ -63,16 +61,12 @@ class CalendarFeeds(InputChannel):
         is served from the cache of serialized events rather than waiting for it."""
         started = time.perf_counter()
         try:
-            clinic = self.clinic()
-            with transaction(clinic.engine) as session:
-                doctor_ids = list(session.scalars(select(Doctor.id).where(Doctor.active == 1)))
-            for doctor_id in doctor_ids:
-                doctor_feed(clinic, doctor_id)
+            doctors = warm_feeds(self.clinic())
         except Exception as error:  # noqa: BLE001 - a cold feed is only slower
             logger.warning("calendar feeds not warmed: %s", type(error).__name__)
             return
         elapsed = 1000 * (time.perf_counter() - started)
-        logger.info("calendar feeds warmed: %d doctors in %.0f ms", len(doctor_ids), elapsed)
+        logger.info("calendar feeds warmed: %d doctors in %.0f ms", doctors, elapsed)
 
     def blueprint(self, on_new_message: Any) -> Blueprint:
         feeds = Blueprint("calendar_feeds", __name__)

@@ -59,6 +59,7 @@ from connectors.webhook import (
     ControlReturned,
     Ignored,
     Incoming,
+    Item,
     StaffWrote,
     parse_delivery,
     signature_is_valid,
@@ -337,28 +338,13 @@ class InstagramInput(InputChannel):
         for item in items:
             if isinstance(item, Ignored):
                 logger.info("instagram item ignored: %s", item.reason)
-        notices = [_notice(i) for i in items if isinstance(i, (StaffWrote, ControlReturned))]
-        if notices:
-            try:
-                notices = await asyncio.to_thread(self.handoffs.record, notices)
-            except Exception as error:  # noqa: BLE001 - Meta retries the whole delivery
-                logger.error(
-                    "instagram delivery deferred: hand-offs unavailable (%s)", type(error).__name__
-                )
-                return response.text("unavailable, try again", status=503)
-            for notice in notices:
-                what = "control returned" if notice.returned else "staff wrote"
-                logger.info("instagram %s sender=%s", what, self._ref(notice.instagram_id))
-        incoming = [i for i in items if isinstance(i, Incoming)]
-        if any(i.standby for i in incoming):
-            try:
-                incoming = await self._ours(incoming)
-            except Exception as error:  # noqa: BLE001 - Meta retries the whole delivery
-                logger.error(
-                    "instagram delivery deferred: hand-offs unavailable (%s)",
-                    type(error).__name__,
-                )
-                return response.text("unavailable, try again", status=503)
+        try:
+            incoming = await self._after_staff(items)
+        except Exception as error:  # noqa: BLE001 - Meta retries the whole delivery
+            logger.error(
+                "instagram delivery deferred: hand-offs unavailable (%s)", type(error).__name__
+            )
+            return response.text("unavailable, try again", status=503)
         messages = [NewMessage(i.mid, i.sender_id, i.timestamp, i.kind, i.text) for i in incoming]
         try:
             accepted = await asyncio.to_thread(self.inbox.accept, messages, self.worker.free())
@@ -379,18 +365,24 @@ class InstagramInput(InputChannel):
             self.worker.wake()
         return response.text("EVENT_RECEIVED")
 
-    async def _ours(self, incoming: list[Incoming]) -> list[Incoming]:
-        """Messages on the standby channel belong to the app that holds the conversation
-        (staff, in the Instagram inbox): they are left to it, unless the hand-off that sent
-        the patient there has run out. Those are stored like any message; their turn takes
-        the conversation back first (`Decision.TAKE_BACK_AND_ANSWER`)."""
-        senders = {i.sender_id for i in incoming if i.standby}
-        ran_out = await asyncio.to_thread(self.handoffs.ran_out, senders)
-        for item in incoming:
-            if item.standby and item.sender_id not in ran_out:
-                logger.info(
-                    "instagram item left to staff (standby) sender=%s", self._ref(item.sender_id)
-                )
+    async def _after_staff(self, items: list[Item]) -> list[Incoming]:
+        """Records staff writing and control coming back (committed before the 200); the
+        patients' messages that are the bot's to store. Messages on the standby channel
+        belong to the app holding the conversation (staff, in the Instagram inbox), unless
+        the hand-off that sent the patient there has run out: those are stored like any
+        other, and their turn takes the conversation back first."""
+        notices = [_notice(i) for i in items if isinstance(i, (StaffWrote, ControlReturned))]
+        if notices:
+            for notice in await asyncio.to_thread(self.handoffs.record, notices):
+                what = "control returned" if notice.returned else "staff wrote"
+                logger.info("instagram %s sender=%s", what, self._ref(notice.instagram_id))
+        incoming = [i for i in items if isinstance(i, Incoming)]
+        on_standby = {i.sender_id for i in incoming if i.standby}
+        if not on_standby:
+            return incoming
+        ran_out = await asyncio.to_thread(self.handoffs.ran_out, on_standby)
+        for sender_id in on_standby - ran_out:
+            logger.info("instagram item left to staff (standby) sender=%s", self._ref(sender_id))
         return [i for i in incoming if not i.standby or i.sender_id in ran_out]
 
     async def _take_turn(self, item: InboxItem) -> None:
@@ -399,38 +391,41 @@ class InstagramInput(InputChannel):
         output = self._output(item.mid)
         try:
             answers = await self._answers_if_handled_before(item)
-            decision = Decision.ANSWER
-            if answers is None:
-                decision = await asyncio.to_thread(self.handoffs.decide, item.sender_id)
-            if decision is Decision.TAKE_BACK_AND_ANSWER:
-                await asyncio.to_thread(self._take_back, item.sender_id)
             if answers is not None:
                 # A claim after a crash: the conversation holds this message already. Its
                 # answers are stored again (only those that are missing are kept).
                 logger.info("instagram item already in the conversation sender=%s", ref)
                 for answer in answers:
                     await output.send_response(item.sender_id, dict(answer))
-            elif decision is Decision.STAY_SILENT:
-                logger.info("instagram item left to staff sender=%s", ref)
-            elif item.kind == "attachment":
-                await output.send_text_message(item.sender_id, self._attachment_reply)
             else:
-                REDACTOR.register(item.sender_id, item.text)  # never in a log line
-                if self.settings.typing_indicator:
-                    self.sender.typing(item.sender_id)
-                message = UserMessage(
-                    text=item.text,
-                    output_channel=output,
-                    sender_id=item.sender_id,
-                    input_channel=self.name(),
-                    message_id=item.mid,
-                )
-                await self._on_new_message(message)
+                decision = await asyncio.to_thread(self.handoffs.decide, item.sender_id)
+                if decision is Decision.STAY_SILENT:
+                    logger.info("instagram item left to staff sender=%s", ref)
+                else:
+                    if decision is Decision.TAKE_BACK_AND_ANSWER:
+                        await asyncio.to_thread(self._take_back, item.sender_id)
+                    await self._answer(item, output)
             await output.flush()
             await asyncio.to_thread(self.inbox.finish, item)
             logger.info("instagram item processed kind=%s sender=%s", item.kind, ref)
         except Exception as error:  # noqa: BLE001 - the class only: it may quote the patient
             await self._turn_failed(item, error)
+
+    async def _answer(self, item: InboxItem, output: InstagramOutput) -> None:
+        if item.kind == "attachment":
+            await output.send_text_message(item.sender_id, self._attachment_reply)
+            return
+        REDACTOR.register(item.sender_id, item.text)  # never in a log line
+        if self.settings.typing_indicator:
+            self.sender.typing(item.sender_id)
+        message = UserMessage(
+            text=item.text,
+            output_channel=output,
+            sender_id=item.sender_id,
+            input_channel=self.name(),
+            message_id=item.mid,
+        )
+        await self._on_new_message(message)
 
     async def _turn_failed(self, item: InboxItem, error: Exception) -> None:
         ref = self._ref(item.sender_id)

@@ -40,23 +40,11 @@ def delivery(
 ) -> bytes:
     """A Meta webhook body for one message, escaped the way Meta sends it; on the `standby`
     channel when another app holds the conversation."""
-    timestamp = timestamp_ms or int(time.time() * 1000)
     message: dict[str, Any] = {"mid": mid or f"mid.{uuid.uuid4().hex}", "text": text}
     if quick_reply_payload is not None:
         message["quick_reply"] = {"payload": quick_reply_payload}
-    item = {
-        "sender": {"id": sender_id},
-        "recipient": {"id": PAGE_ID},
-        "timestamp": timestamp + next(_counter) % 1000,
-        "message": message,
-    }
-    payload = {
-        "object": "instagram",
-        "entry": [
-            {"id": PAGE_ID, "time": timestamp, "standby" if standby else "messaging": [item]}
-        ],
-    }
-    return json.dumps(payload, ensure_ascii=True).encode()
+    item = {"sender": {"id": sender_id}, "recipient": {"id": PAGE_ID}, "message": message}
+    return _wrap(item, timestamp_ms, "standby" if standby else "messaging")
 
 
 def echo_delivery(
@@ -85,13 +73,11 @@ def handover_delivery(patient_id: str, new_owner_app_id: str, previous_owner_app
     return _wrap({**item, "pass_thread_control": control})
 
 
-def _wrap(item: dict[str, Any]) -> bytes:
-    timestamp = int(time.time() * 1000)
+def _wrap(item: dict[str, Any], timestamp_ms: int | None = None, field: str = "messaging") -> bytes:
+    """One item in a delivery as Meta sends it, escaped the way Meta escapes it."""
+    timestamp = timestamp_ms or int(time.time() * 1000)
     item = {**item, "timestamp": timestamp + next(_counter) % 1000}
-    payload = {
-        "object": "instagram",
-        "entry": [{"id": PAGE_ID, "time": timestamp, "messaging": [item]}],
-    }
+    payload = {"object": "instagram", "entry": [{"id": PAGE_ID, "time": timestamp, field: [item]}]}
     return json.dumps(payload, ensure_ascii=True).encode()
 
 
