@@ -13,10 +13,12 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import cache
 from typing import Any
 
 from sqlalchemy import (
     JSON,
+    Table,
     and_,
     bindparam,
     delete,
@@ -28,10 +30,11 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.engine import Engine
-from sqlalchemy.orm import Session, aliased
+from sqlalchemy.orm import Session
 
 from clinic.audit import hash_id
 from clinic.db import transaction
+from clinic.handoffs import handoff_open
 from clinic.models import (
     INBOX_DONE,
     INBOX_FAILED,
@@ -50,10 +53,13 @@ DEFAULT_LEASE = timedelta(seconds=15)
 # cost of building them per call (bench/webhook.py).
 _TIME = UTCDateTime()
 _SQL_SENDER_LOCK = text("SELECT pg_advisory_xact_lock(hashtextextended(:sender, 0))")
+# Pending messages: all of them, the sender's, and those due that no worker holds (first
+# come, first served: while any wait, a new message joins the line instead of jumping it).
 _SQL_PENDING = text(
-    "SELECT count(*), coalesce(sum(CASE WHEN sender_id = :sender THEN 1 ELSE 0 END), 0) "
-    "FROM inbox_messages WHERE status = 'pending'"
-)
+    "SELECT count(*), coalesce(sum(CASE WHEN sender_id = :sender THEN 1 ELSE 0 END), 0), "
+    "coalesce(sum(CASE WHEN lease_until IS NULL AND (not_before IS NULL OR not_before <= :now) "
+    "THEN 1 ELSE 0 END), 0) FROM inbox_messages WHERE status = 'pending'"
+).bindparams(bindparam("now", type_=_TIME))
 _SQL_INSERT_MESSAGE = text(
     "INSERT INTO inbox_messages (mid, sender_id, sent_at_ms, kind, text, status, attempts, "
     "lease_owner, lease_until, received_at) VALUES (:mid, :sender, :sent_at_ms, :kind, :text, "
@@ -63,6 +69,9 @@ _SQL_SETTLE_MESSAGE = text(
     "UPDATE inbox_messages SET status = :status, text = NULL, sender_id = :sender, "
     "lease_until = NULL, done_at = :now WHERE id = :id"
 ).bindparams(bindparam("now", type_=_TIME))
+_SQL_SENDER_WAITS = text(
+    "SELECT 1 FROM inbox_messages WHERE sender_id = :sender AND status = 'pending' LIMIT 1"
+)
 _SQL_REPLIES_PENDING = text(
     "SELECT count(*) FROM outbox_messages WHERE recipient_id = :recipient AND status = 'pending'"
 )
@@ -80,6 +89,9 @@ _SQL_REPLY_SENT = text(
     "lease_until = NULL, sent_at = :now WHERE id = :id"
 ).bindparams(bindparam("now", type_=_TIME))
 
+_SQL_REPLY_WAITS = text(
+    "SELECT 1 FROM outbox_messages WHERE recipient_id = :recipient AND status = 'pending' LIMIT 1"
+)
 _SQL_OWN_MESSAGE = text(
     "INSERT INTO own_messages (mid, sent_at) VALUES (:mid, :now) ON CONFLICT (mid) DO NOTHING"
 ).bindparams(bindparam("now", type_=_TIME))
@@ -115,6 +127,8 @@ class InboxItem:
     kind: str
     text: str
     attempts: int  # this claim included: above 1, an earlier turn may have run
+    # Read with the claim: False spares the turn that read (None: not read).
+    handoff_open: bool | None = None
 
 
 @dataclass(frozen=True)
@@ -168,52 +182,31 @@ class LeasedQueue:
         """Rows that are first in line for their key, due, and whose key has no row being
         worked on; leased to us (only among `ids`, or of one `key_value`, when given)."""
         now = self.clock()
-        row, other = self.model, aliased(self.model)
-        same_key = getattr(other, self.key) == getattr(row, self.key)
-        first_in_line = ~exists().where(
-            same_key, other.status == "pending", _before(other, row, self.order)
-        )
-        key_at_work = exists().where(
-            same_key, other.status == "pending", other.id != row.id, other.lease_until > now
-        )
-        query = (
-            select(row.id)
-            .where(
-                row.status == "pending",
-                or_(row.lease_until.is_(None), row.lease_until < now),
-                or_(row.not_before.is_(None), row.not_before <= now),
-                first_in_line,
-                ~key_at_work,
-            )
-            .order_by(row.id)
-            .limit(limit)
-            .with_for_update(skip_locked=True)  # PostgreSQL: no replica waits on another
-        )
+        table = self.model.__table__
+        params: dict[str, Any] = {"now": now, "limit": limit}
         if ids is not None:
-            query = query.where(row.id.in_(list(ids)))
+            params["ids"] = list(ids)
         if key_value is not None:
-            query = query.where(getattr(row, self.key) == key_value)
+            params["key_value"] = key_value
+        query = _claim_query(table, self.key, self.order, ids is not None, key_value is not None)
         claimed = []
-        for candidate in session.scalars(query).all():
+        for candidate in session.scalars(query, params).all():
             # Conditional, so that two SQLite processes never both take a row.
             taken = session.execute(
-                update(row)
-                .where(
-                    row.id == candidate,
-                    or_(row.lease_until.is_(None), row.lease_until < now),
-                )
-                .values(
-                    lease_owner=self.owner,
-                    lease_until=now + self.lease,
-                    attempts=row.attempts + 1,
-                )
-                .execution_options(synchronize_session=False)
+                _lease_update(table),
+                {
+                    "candidate": candidate,
+                    "now": now,
+                    "owner": self.owner,
+                    "until": now + self.lease,
+                },
             )
             if taken.rowcount == 1:
                 claimed.append(candidate)
         if not claimed:
             return []
-        return session.scalars(select(row).where(row.id.in_(claimed)).order_by(row.id)).all()
+        rows = select(table).where(table.c.id.in_(claimed)).order_by(table.c.id)
+        return session.execute(rows).all()
 
     def renew(self, ids: Iterable[int]) -> None:
         """Keeps the leases of rows still being worked on."""
@@ -272,8 +265,8 @@ class Inbox(LeasedQueue):
         """Commits the new messages (ids already stored are duplicates) and notes when each
         patient last wrote; `InboxFull` past the bound. Up to `claim_up_to` of the new ones
         whose patient has nothing else waiting are claimed for the caller in the same
-        transaction, so the turn can start at once. On the webhook's path, so it is a few
-        plain statements."""
+        transaction, so the turn can start at once, unless older messages wait for a worker:
+        then they go first. On the webhook's path, so it is a few plain statements."""
         accepted = Accepted([], [])
         if not messages:
             return accepted
@@ -285,10 +278,12 @@ class Inbox(LeasedQueue):
                 for sender in sorted({m.sender_id for m in messages}):  # one order: no deadlock
                     connection.execute(_SQL_SENDER_LOCK, {"sender": sender})
             for m in sorted(messages, key=lambda m: m.sent_at_ms):
-                waiting, of_sender = connection.execute(_SQL_PENDING, {"sender": m.sender_id}).one()
+                waiting, of_sender, unclaimed = connection.execute(
+                    _SQL_PENDING, {"sender": m.sender_id, "now": now}
+                ).one()
                 if waiting + 1 > self.max_pending:
                     raise InboxFull(f"more than {self.max_pending} messages wait")
-                claim = len(accepted.claimed) < claim_up_to and not of_sender
+                claim = len(accepted.claimed) < claim_up_to and not of_sender and not unclaimed
                 item_id = connection.execute(
                     _SQL_INSERT_MESSAGE,
                     {
@@ -309,17 +304,28 @@ class Inbox(LeasedQueue):
                 at = _moment(m.sent_at_ms, now)
                 note_message_in(connection, m.sender_id, at)
                 if claim:
-                    item = InboxItem(item_id, m.mid, m.sender_id, m.sent_at_ms, m.kind, m.text, 1)
+                    item = InboxItem(
+                        item_id, m.mid, m.sender_id, m.sent_at_ms, m.kind, m.text, 1,
+                        handoff_open(connection, m.sender_id),
+                    )  # fmt: skip
                     accepted.claimed.append(item)
         return accepted
 
     def claim(self, limit: int, ids: Iterable[int] | None = None) -> list[InboxItem]:
         with self._transaction() as session:
             rows = self._claim(session, limit, ids)
+            connection = session.connection()
             return [
                 InboxItem(
-                    r.id, r.mid, r.sender_id, r.sent_at_ms, r.kind, r.message_text or "", r.attempts
-                )
+                    r.id,
+                    r.mid,
+                    r.sender_id,
+                    r.sent_at_ms,
+                    r.kind,
+                    r.text or "",
+                    r.attempts,
+                    handoff_open(connection, r.sender_id),
+                )  # fmt: skip
                 for r in rows
             ]
 
@@ -327,16 +333,17 @@ class Inbox(LeasedQueue):
         with self._transaction() as session:
             return list(session.scalars(select(InboxMessage.id).where(InboxMessage.mid.in_(mids))))
 
-    def finish(self, item: InboxItem) -> None:
+    def finish(self, item: InboxItem) -> bool:
         """Handled: the text is erased and the sender kept only as a keyed hash; the row
-        stays to recognise a redelivery until the retention job deletes it."""
-        self._settle(item, INBOX_DONE)
+        stays to recognise a redelivery until the retention job deletes it. True when the
+        patient's next message waits (so a claim is worth its cost)."""
+        return self._settle(item, INBOX_DONE)
 
-    def give_up(self, item: InboxItem) -> None:
+    def give_up(self, item: InboxItem) -> bool:
         """Its turns kept failing: kept as failed, and the patient's next messages go on."""
-        self._settle(item, INBOX_FAILED)
+        return self._settle(item, INBOX_FAILED)
 
-    def _settle(self, item: InboxItem, status: str) -> None:
+    def _settle(self, item: InboxItem, status: str) -> bool:
         values = {
             "id": item.id,
             "status": status,
@@ -345,6 +352,8 @@ class Inbox(LeasedQueue):
         }
         with _one_writer_at_a_time(self.engine), self.engine.begin() as connection:
             connection.execute(_SQL_SETTLE_MESSAGE, values)
+            waits = connection.execute(_SQL_SENDER_WAITS, {"sender": item.sender_id})
+            return waits.first() is not None
 
 
 class Outbox(LeasedQueue):
@@ -389,9 +398,10 @@ class Outbox(LeasedQueue):
             r = session.get(OutboxMessage, reply_id)
             return OutboxItem(r.id, r.recipient_id, r.body, r.attempts, r.created_at)
 
-    def sent(self, reply_id: int, recipient_id: str, graph_mid: str | None = None) -> None:
+    def sent(self, reply_id: int, recipient_id: str, graph_mid: str | None = None) -> bool:
         """Graph accepted it: the body (a patient may be named in it) is erased and the
-        recipient kept only as a keyed hash; Graph's id for it is kept (`OwnMessage`)."""
+        recipient kept only as a keyed hash; Graph's id for it is kept (`OwnMessage`).
+        True when another reply to the patient waits."""
         values = {
             "id": reply_id,
             "recipient": hash_id(recipient_id, self.hash_key),
@@ -401,6 +411,8 @@ class Outbox(LeasedQueue):
             connection.execute(_SQL_REPLY_SENT, values)
             if graph_mid:
                 connection.execute(_SQL_OWN_MESSAGE, {"mid": graph_mid, "now": values["now"]})
+            waits = connection.execute(_SQL_REPLY_WAITS, {"recipient": recipient_id})
+            return waits.first() is not None
 
     def failed(self, reply_id: int, error: str) -> None:
         """A dead letter: kept, with its body, for `python -m clinic outbox --failed`."""
@@ -460,6 +472,55 @@ def forget_sender(session: Session, instagram_id: str, hashed: str) -> None:
             .where(getattr(model, column).in_([instagram_id, hashed]), model.status != "pending")
             .execution_options(synchronize_session=False)
         )
+
+
+# Built once per queue and shape: building them per claim cost more than running them.
+@cache
+def _claim_query(table: Table, key: str, order: tuple[str, ...], by_ids: bool, by_key: bool) -> Any:
+    row, other = table, table.alias("other")
+    now = bindparam("now", type_=_TIME)
+    same_key = other.c[key] == row.c[key]
+    first_in_line = ~exists().where(
+        same_key, other.c.status == "pending", _before(other.c, row.c, order)
+    )
+    key_at_work = exists().where(
+        same_key, other.c.status == "pending", other.c.id != row.c.id, other.c.lease_until > now
+    )
+    query = (
+        select(row.c.id)
+        .where(
+            row.c.status == "pending",
+            or_(row.c.lease_until.is_(None), row.c.lease_until < now),
+            or_(row.c.not_before.is_(None), row.c.not_before <= now),
+            first_in_line,
+            ~key_at_work,
+        )
+        .order_by(row.c.id)
+        .limit(bindparam("limit"))
+        .with_for_update(skip_locked=True)  # PostgreSQL: no replica waits on another
+    )
+    if by_ids:
+        query = query.where(row.c.id.in_(bindparam("ids", expanding=True)))
+    if by_key:
+        query = query.where(row.c[key] == bindparam("key_value"))
+    return query
+
+
+@cache
+def _lease_update(table: Table) -> Any:
+    now = bindparam("now", type_=_TIME)
+    return (
+        update(table)
+        .where(
+            table.c.id == bindparam("candidate"),
+            or_(table.c.lease_until.is_(None), table.c.lease_until < now),
+        )
+        .values(
+            lease_owner=bindparam("owner"),
+            lease_until=bindparam("until", type_=_TIME),
+            attempts=table.c.attempts + 1,
+        )
+    )
 
 
 def _before(earlier: Any, row: Any, order: tuple[str, ...]) -> Any:

@@ -19,7 +19,7 @@ from enum import Enum
 from typing import TypeVar
 
 from sqlalchemy import delete, or_, select, text
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -58,6 +58,11 @@ class HandoffView:
     opened_at: datetime
     staff_at: datetime | None
     closed_at: datetime | None
+
+
+def handoff_open(connection: Connection, instagram_id: str) -> bool:
+    """Whether a hand-off of the patient is open (one plain read: nearly always not)."""
+    return connection.execute(_SQL_OPEN, {"sender": instagram_id}).first() is not None
 
 
 def open_row(session: Session, instagram_id: str) -> Handoff | None:
@@ -166,7 +171,7 @@ class HandoffDesk:
     def decide(self, instagram_id: str) -> Decision:
         # On every message's path: one plain read when nothing is open (nearly always).
         with self._engine.connect() as connection:
-            if connection.execute(_SQL_OPEN, {"sender": instagram_id}).first() is None:
+            if not handoff_open(connection, instagram_id):
                 return Decision.ANSWER
         with transaction(self._engine) as session:
             return decide(session, instagram_id, self._clock(), self._timeout, self._pause)

@@ -24,7 +24,6 @@ import re
 import sys
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from concurrent.futures import Future
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -81,22 +80,16 @@ AnswersIfHandled = Callable[[str, str], Awaitable[list[dict[str, Any]] | None]]
 
 class InstagramOutput(OutputChannel):
     """The replies of one turn: each committed to the outbox, numbered after the message it
-    answers, then sent; buttons become quick replies. Rasa is not kept waiting for the
-    commits (the sender threads do them beside its next steps); `flush` waits for them.
-    A text sent with `thread_control="pass"` (the hand-off) also passes the conversation
-    to `handoff_target`."""
+    answers, then sent; buttons become quick replies. Rasa waits for each reply's first try
+    (commit and send): run beside its next steps, they waited behind it for the interpreter.
+    A reply that could not be stored fails the turn, which is run again. A text sent with
+    `thread_control="pass"` (the hand-off) also passes the conversation to `handoff_target`."""
 
     def __init__(self, sender: ReplySender, inbox_mid: str, handoff_target: str):
         self._sender = sender
         self._inbox_mid = inbox_mid
         self._handoff_target = handoff_target
         self._seq = 0
-        self._last: Future | None = None
-
-    async def flush(self) -> None:
-        """Every reply of the turn is committed (an error if one could not be)."""
-        if self._last is not None:
-            await asyncio.wrap_future(self._last)
 
     @classmethod
     def name(cls) -> str:
@@ -134,7 +127,7 @@ class InstagramOutput(OutputChannel):
 
     async def _reply(self, recipient_id: str, message: dict[str, Any]) -> None:
         seq, self._seq = self._seq, self._seq + 1
-        self._last = self._sender.add(recipient_id, self._inbox_mid, seq, message)
+        await asyncio.wrap_future(self._sender.add(recipient_id, self._inbox_mid, seq, message))
 
 
 class InstagramInput(InputChannel):
@@ -385,8 +378,9 @@ class InstagramInput(InputChannel):
             logger.info("instagram item left to staff (standby) sender=%s", self._ref(sender_id))
         return [i for i in incoming if not i.standby or i.sender_id in ran_out]
 
-    async def _take_turn(self, item: InboxItem) -> None:
-        """One message through the dialogue (on the worker's loop); see docs/delivery.md."""
+    async def _take_turn(self, item: InboxItem) -> bool:
+        """One message through the dialogue (on the worker's loop); see docs/delivery.md.
+        True when the patient's next message waits."""
         ref = self._ref(item.sender_id)
         output = self._output(item.mid)
         try:
@@ -398,18 +392,20 @@ class InstagramInput(InputChannel):
                 for answer in answers:
                     await output.send_response(item.sender_id, dict(answer))
             else:
-                decision = await asyncio.to_thread(self.handoffs.decide, item.sender_id)
+                decision = Decision.ANSWER
+                if item.handoff_open is not False:
+                    decision = await asyncio.to_thread(self.handoffs.decide, item.sender_id)
                 if decision is Decision.STAY_SILENT:
                     logger.info("instagram item left to staff sender=%s", ref)
                 else:
                     if decision is Decision.TAKE_BACK_AND_ANSWER:
                         await asyncio.to_thread(self._take_back, item.sender_id)
                     await self._answer(item, output)
-            await output.flush()
-            await asyncio.to_thread(self.inbox.finish, item)
+            more = await asyncio.to_thread(self.inbox.finish, item)
             logger.info("instagram item processed kind=%s sender=%s", item.kind, ref)
+            return more
         except Exception as error:  # noqa: BLE001 - the class only: it may quote the patient
-            await self._turn_failed(item, error)
+            return await self._turn_failed(item, error)
 
     async def _answer(self, item: InboxItem, output: InstagramOutput) -> None:
         if item.kind == "attachment":
@@ -427,15 +423,16 @@ class InstagramInput(InputChannel):
         )
         await self._on_new_message(message)
 
-    async def _turn_failed(self, item: InboxItem, error: Exception) -> None:
+    async def _turn_failed(self, item: InboxItem, error: Exception) -> bool:
+        """Tried again later, or given up; True when the patient's next message waits."""
         ref = self._ref(item.sender_id)
         if item.attempts >= MAX_TURN_ATTEMPTS:
             logger.error("instagram item given up: %s sender=%s", type(error).__name__, ref)
-            await asyncio.to_thread(self.inbox.give_up, item)
-            return
+            return await asyncio.to_thread(self.inbox.give_up, item)
         delay = timedelta(seconds=2**item.attempts)
         logger.warning("instagram turn failed: %s sender=%s, retried", type(error).__name__, ref)
         await asyncio.to_thread(self.inbox.release, [item.id], self.inbox.clock() + delay)
+        return False
 
     async def _answers_if_handled_before(self, item: InboxItem) -> list[dict] | None:
         if item.attempts <= 1 or self._answers_if_handled is None:

@@ -2,8 +2,10 @@
 
 Each reply is stored in the durable outbox (`clinic.delivery.Outbox`) before it is sent, and
 marked sent once Graph accepts it. The work runs on a few sender threads; a patient's replies
-always go to the same thread, so they are stored and sent in the order the bot wrote them,
-beside the dialogue rather than after it. A reply that has to wait (Graph throttling or down)
+always go to the same thread, so they are stored and sent in the order the bot wrote them.
+The dialogue waits for each reply's first try: run beside Rasa's next steps, the reply's
+commit and send waited for the interpreter behind them. A reply that has to wait (Graph
+throttling or down)
 goes back to the outbox with the time of its next try, and the patient's later replies wait
 behind it there; whichever server's poller runs then takes them, in order. Past
 `OUTBOX_RETRY_SECONDS`, or when Graph refuses it for good, a reply is kept as failed:
@@ -56,7 +58,9 @@ class _Job:
     seq: int = 0
     attempts: int = 1
     created_at: datetime | None = None
-    stored: Future = field(default_factory=Future)  # done once the reply is committed
+    # Done once the first try is over (sent, refused, or due again later) or the reply waits
+    # behind an earlier one; an error if the reply could not be stored.
+    tried: Future = field(default_factory=Future)
     durable: bool = True
 
 
@@ -89,11 +93,11 @@ class ReplySender:
 
     def add(self, recipient_id: str, inbox_mid: str, seq: int, message: dict) -> Future:
         """Stores one reply (the `message` of a Graph body) and sends it when its turn comes;
-        returns at once. The future is done once the reply is committed (or was stored
-        before, by a turn run again after a crash)."""
+        returns at once. The future is done once its first try is over, or it was stored
+        before (by a turn run again after a crash), or it waits behind an earlier reply."""
         job = _Job(recipient_id, message, inbox_mid=inbox_mid, seq=seq)
         self._submit(job)
-        return job.stored
+        return job.tried
 
     def typing(self, recipient_id: str) -> None:
         """The typing indicator: sent before the replies, never stored, never retried."""
@@ -126,8 +130,12 @@ class ReplySender:
         for waiting in self._queues:
             while not waiting.empty():
                 job = waiting.get()
-                if job is not None and job.reply_id is not None:
+                if job is None:
+                    continue
+                if job.reply_id is not None:
                     left.append(job.reply_id)
+                if not job.tried.done():  # nothing waits for it forever
+                    job.tried.set_exception(RuntimeError("the reply sender stopped"))
         if left:
             self._outbox.release(left)
 
@@ -146,9 +154,11 @@ class ReplySender:
                 self._handle(job)
             except Exception as error:  # noqa: BLE001 - a fault costs a delay, never a reply
                 logger.error("reply sender failed: %s", type(error).__name__)
-                if not job.stored.done():
-                    job.stored.set_exception(error)
+                if job.durable and job.reply_id is None:
+                    job.tried.set_exception(error)  # not stored: the turn is run again
             finally:
+                if not job.tried.done():
+                    job.tried.set_result(job.reply_id)
                 with self._busy_lock:
                     self._busy -= 1
 
@@ -159,21 +169,20 @@ class ReplySender:
         if job.reply_id is None:
             job.reply_id = self._outbox.add(job.recipient_id, job.inbox_mid, job.seq, job.body)
             job.created_at = self._outbox.clock()
-            job.stored.set_result(job.reply_id)
             if job.reply_id is None:
                 return  # stored before, or waiting behind an earlier reply
         if self._send(job):
-            # The patient's next reply, if one waits in the outbox, follows at once.
+            # The patient's next reply, waiting in the outbox, follows at once.
             for item in self._outbox.claim(1, None, job.recipient_id):
                 self._submit(_stored_job(item))
 
     def _send(self, job: _Job) -> bool:
-        """One try; True once the reply is settled (sent or failed for good)."""
+        """One try; True once the reply is settled (sent or failed for good) and the
+        patient's next reply may be waiting behind it."""
         outcome = self._graph.post_once(request_body(job.recipient_id, job.body))
         ref = hash_id(job.recipient_id, self._id_hash_key)
         if isinstance(outcome, Sent):
-            self._outbox.sent(job.reply_id, job.recipient_id, outcome.message_id)
-            return True
+            return self._outbox.sent(job.reply_id, job.recipient_id, outcome.message_id)
         if (
             isinstance(outcome, Rejected)
             and "thread_control" in job.body
@@ -215,5 +224,4 @@ class ReplySender:
 def _stored_job(item: OutboxItem) -> _Job:
     job = _Job(item.recipient_id, item.body, item.id, attempts=item.attempts)
     job.created_at = item.created_at
-    job.stored.set_result(item.id)
     return job

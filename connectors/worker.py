@@ -24,12 +24,17 @@ logger = logging.getLogger(__name__)
 
 
 class InboxWorker:
-    """Runs `handle(item)` for claimed inbox items, at most `max_concurrency` at once."""
+    """Runs `handle(item)` for claimed inbox items, at most `max_concurrency` at once.
+    `handle` returns True when the patient's next message waits in the inbox.
+
+    A claim is a costly query, so it runs only when something may wait unclaimed: the
+    intake left messages (`wake`), a turn's patient has another, the last claim filled
+    every free place, or the poll (leases that ran out, retries due, other replicas')."""
 
     def __init__(
         self,
         inbox: Inbox,
-        handle: Callable[[InboxItem], Awaitable[None]],
+        handle: Callable[[InboxItem], Awaitable[bool]],
         max_concurrency: int = 8,
         poll_seconds: float = 1.0,
         background: list[Callable[[], Awaitable[None]]] | None = None,
@@ -41,6 +46,7 @@ class InboxWorker:
         self._background = background or []
         self._running: dict[int, asyncio.Task] = {}
         self._claiming = True
+        self._maybe_waiting = True  # messages no one claimed may wait in the inbox
         # uvloop, as Sanic's own loop: Rasa's calls to the action server are faster on it.
         self.loop = uvloop.new_event_loop()
         # Database calls and Rasa's own blocking work share this pool; the default one
@@ -55,6 +61,7 @@ class InboxWorker:
 
     def wake(self) -> None:
         """New messages are in the inbox: claim now rather than at the next poll. Any thread."""
+        self._maybe_waiting = True
         if not self.loop.is_closed():
             with contextlib.suppress(RuntimeError):  # closed meanwhile
                 self.loop.call_soon_threadsafe(self._wake.set)
@@ -102,27 +109,35 @@ class InboxWorker:
         while not self._stopped.is_set():
             self._wake.clear()
             await self._claim()
-            with contextlib.suppress(asyncio.TimeoutError):
+            try:
                 await asyncio.wait_for(self._wake.wait(), self._poll_seconds)
+            except asyncio.TimeoutError:
+                self._maybe_waiting = True
         for task in [*tasks, *self._running.values()]:
             task.cancel()
 
     async def _claim(self) -> None:
         free = self._max_concurrency - len(self._running)
-        if not self._claiming or free <= 0:
+        if not self._claiming or free <= 0 or not self._maybe_waiting:
             return
+        self._maybe_waiting = False  # a wake from now on asks for the next claim
         try:
             items = await asyncio.to_thread(self.inbox.claim, free)
         except Exception as error:  # noqa: BLE001 - the database may be down: poll again
             logger.warning("inbox claim failed: %s", type(error).__name__)
+            self._maybe_waiting = True
             return
+        if len(items) == free:
+            self._maybe_waiting = True  # more may wait than there was room for
         self._start(items)
 
     async def _turn(self, item: InboxItem) -> None:
         try:
-            await self._handle(item)
+            if await self._handle(item):
+                self._maybe_waiting = True
         except Exception as error:  # noqa: BLE001 - the class only: a message may quote the patient
             logger.error("dialogue turn failed: %s", type(error).__name__)
+            self._maybe_waiting = True
         finally:
             self._running.pop(item.id, None)
             self._wake.set()  # the patient's next message may now be claimed

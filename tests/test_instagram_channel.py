@@ -348,6 +348,57 @@ def test_two_servers_take_one_patients_messages_in_order_one_at_a_time(graph, po
             server.stop()
 
 
+def one_message(sender: str, number: int) -> bytes:
+    payload = json.loads(fixture("text"))
+    item = payload["entry"][0]["messaging"][0]
+    item["sender"] = {"id": sender}
+    item["message"] = {"mid": f"mid.{sender}.{number}", "text": f"m{number}"}
+    item["timestamp"] = 1770037200000 + number
+    return json.dumps(payload).encode()
+
+
+@pytest.mark.parametrize(
+    ("senders", "max_concurrency"),
+    [(["IG_TEST_1", "IG_TEST_1"], 8), (["IG_TEST_1", "IG_TEST_2"], 1)],
+    ids=["the-same-patient-again", "another-patient-past-the-bound"],
+)
+def test_a_message_left_waiting_is_taken_up_when_a_turn_ends_not_at_the_poll(
+    graph, sqlite_url, monkeypatch, senders, max_concurrency
+):
+    monkeypatch.setattr("connectors.instagram.POLL_SECONDS", 3600.0)
+    slow = Recorder(work_seconds=0.3)
+    channel = make_channel(graph, slow, sqlite_url, max_concurrency=max_concurrency)
+    try:
+        started = time.monotonic()
+        for number, sender in enumerate(senders):
+            assert deliver(channel, one_message(sender, number)) == 200
+        assert wait_until(lambda: len(slow.messages) == 2, 30)
+        assert time.monotonic() - started < 10  # far from the hour-long poll
+        assert [text for _, text, _ in slow.messages] == ["m0", "m1"]
+    finally:
+        channel.stop()
+
+
+def test_no_claim_is_run_while_every_message_is_claimed_at_intake(
+    graph, recorder, sqlite_url, monkeypatch
+):
+    monkeypatch.setattr("connectors.instagram.POLL_SECONDS", 3600.0)
+    channel = make_channel(graph, recorder, sqlite_url)
+    try:
+        assert deliver(channel, one_message("IG_TEST_1", 0)) == 200
+        settle(channel)
+        claims = []
+        claim = channel.inbox.claim
+        monkeypatch.setattr(channel.inbox, "claim", lambda *a: claims.append(a) or claim(*a))
+        for number in range(1, 6):
+            assert deliver(channel, one_message("IG_TEST_1", number)) == 200
+            settle(channel)
+        assert len(recorder.messages) == 6
+        assert claims == []
+    finally:
+        channel.stop()
+
+
 def test_missing_secrets_are_named_clearly(monkeypatch):
     monkeypatch.delenv("INSTAGRAM_APP_SECRET", raising=False)
     monkeypatch.setenv("INSTAGRAM_VERIFY_TOKEN", "x")

@@ -51,7 +51,8 @@ def test_idle_conversations_and_old_delivery_records_go_and_nothing_newer(postgr
     inbox.finish(old)
     outbox.sent(outbox.add("IG_TEST_OLD", "m.old", 0, {"text": "Hi!"}), "IG_TEST_OLD")
     clock.advance(timedelta(days=39))  # yesterday: a message handled
-    recent = inbox.accept([NewMessage("m.new", "IG_TEST_NEW", 3, "text", "hi")], 1).claimed[0]
+    inbox.accept([NewMessage("m.new", "IG_TEST_NEW", 3, "text", "hi")])
+    recent = inbox.claim(1, inbox.ids_of(["m.new"]))[0]
     inbox.finish(recent)
     clock.advance(timedelta(days=1))
 
