@@ -18,6 +18,7 @@ from sqlalchemy import func, select
 
 from clinic.db import create_database_engine, transaction
 from clinic.delivery import Inbox, NewMessage
+from clinic.errors import DatabaseUnavailableError
 from clinic.models import InboxMessage, OutboxMessage
 from clinic.settings import Settings
 from connectors.fake_graph import FakeGraphApi, FakeResponse
@@ -375,6 +376,30 @@ def test_a_message_left_waiting_is_taken_up_when_a_turn_ends_not_at_the_poll(
         assert wait_until(lambda: len(slow.messages) == 2, 30)
         assert time.monotonic() - started < 10  # far from the hour-long poll
         assert [text for _, text, _ in slow.messages] == ["m0", "m1"]
+    finally:
+        channel.stop()
+
+
+def test_a_reply_that_cannot_be_stored_fails_the_turn_which_is_run_again(
+    graph, recorder, sqlite_url, monkeypatch
+):
+    channel = make_channel(graph, recorder, sqlite_url)
+    add = channel.outbox.add
+    failures = iter([DatabaseUnavailableError("the database is unreachable")])
+
+    def add_once_failing(*args):
+        for failure in failures:
+            raise failure
+        return add(*args)
+
+    monkeypatch.setattr(channel.outbox, "add", add_once_failing)
+    try:
+        assert deliver(channel, fixture("text")) == 200
+        graph.wait_for(1, timeout=30)  # the turn is tried again 2 s later
+        settle(channel)
+        assert [text for _, text, _ in recorder.messages] == ["hi", "hi"]
+        assert [m["message"]["text"] for m in graph.messages_to("IG_TEST_1")] == ["you said hi"]
+        assert rows(sqlite_url, InboxMessage, InboxMessage.status == "done") == 1
     finally:
         channel.stop()
 
