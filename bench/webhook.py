@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import functools
 import hashlib
 import hmac
 import itertools
@@ -134,7 +133,10 @@ async def instagram_turns(
             seen = len(graph.messages_to(sender))
             started = time.monotonic()
             await post(session, url, *instagram_delivery(sender, "hi"))
-            answered = functools.partial(lambda s, n: len(graph.messages_to(s)) > n, sender, seen)
+
+            def answered(seen: int = seen) -> bool:
+                return len(graph.messages_to(sender)) > seen
+
             await loop.run_in_executor(waiters, graph.wait_for, answered, 600)
             latencies.append(graph.deliveries_to(sender)[seen].time - started)
             await asyncio.sleep(think)

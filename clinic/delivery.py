@@ -89,9 +89,6 @@ _SQL_REPLY_SENT = text(
     "lease_until = NULL, sent_at = :now WHERE id = :id"
 ).bindparams(bindparam("now", type_=_TIME))
 
-_SQL_REPLY_WAITS = text(
-    "SELECT 1 FROM outbox_messages WHERE recipient_id = :recipient AND status = 'pending' LIMIT 1"
-)
 _SQL_OWN_MESSAGE = text(
     "INSERT INTO own_messages (mid, sent_at) VALUES (:mid, :now) ON CONFLICT (mid) DO NOTHING"
 ).bindparams(bindparam("now", type_=_TIME))
@@ -304,10 +301,10 @@ class Inbox(LeasedQueue):
                 at = _moment(m.sent_at_ms, now)
                 note_message_in(connection, m.sender_id, at)
                 if claim:
+                    handoff = handoff_open(connection, m.sender_id)
                     item = InboxItem(
-                        item_id, m.mid, m.sender_id, m.sent_at_ms, m.kind, m.text, 1,
-                        handoff_open(connection, m.sender_id),
-                    )  # fmt: skip
+                        item_id, m.mid, m.sender_id, m.sent_at_ms, m.kind, m.text, 1, handoff
+                    )
                     accepted.claimed.append(item)
         return accepted
 
@@ -325,7 +322,7 @@ class Inbox(LeasedQueue):
                     r.text or "",
                     r.attempts,
                     handoff_open(connection, r.sender_id),
-                )  # fmt: skip
+                )
                 for r in rows
             ]
 
@@ -411,8 +408,9 @@ class Outbox(LeasedQueue):
             connection.execute(_SQL_REPLY_SENT, values)
             if graph_mid:
                 connection.execute(_SQL_OWN_MESSAGE, {"mid": graph_mid, "now": values["now"]})
-            waits = connection.execute(_SQL_REPLY_WAITS, {"recipient": recipient_id})
-            return waits.first() is not None
+            return bool(
+                connection.execute(_SQL_REPLIES_PENDING, {"recipient": recipient_id}).scalar()
+            )
 
     def failed(self, reply_id: int, error: str) -> None:
         """A dead letter: kept, with its body, for `python -m clinic outbox --failed`."""

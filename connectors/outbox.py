@@ -5,11 +5,10 @@ marked sent once Graph accepts it. The work runs on a few sender threads; a pati
 always go to the same thread, so they are stored and sent in the order the bot wrote them.
 The dialogue waits for each reply's first try: run beside Rasa's next steps, the reply's
 commit and send waited for the interpreter behind them. A reply that has to wait (Graph
-throttling or down)
-goes back to the outbox with the time of its next try, and the patient's later replies wait
-behind it there; whichever server's poller runs then takes them, in order. Past
-`OUTBOX_RETRY_SECONDS`, or when Graph refuses it for good, a reply is kept as failed:
-`python -m clinic outbox --failed`.
+throttling or down) goes back to the outbox with the time of its next try, and the
+patient's later replies wait behind it there; whichever server's poller runs then takes
+them, in order. Past `OUTBOX_RETRY_SECONDS`, or when Graph refuses it for good, a reply is
+kept as failed: `python -m clinic outbox --failed`.
 """
 
 from __future__ import annotations
