@@ -366,7 +366,7 @@ def one_message(sender: str, number: int) -> bytes:
 def test_a_message_left_waiting_is_taken_up_when_a_turn_ends_not_at_the_poll(
     graph, sqlite_url, monkeypatch, senders, max_concurrency
 ):
-    monkeypatch.setattr("connectors.instagram.POLL_SECONDS", 3600.0)
+    monkeypatch.setattr("connectors.channel_core.POLL_SECONDS", 3600.0)
     slow = Recorder(work_seconds=0.3)
     channel = make_channel(graph, slow, sqlite_url, max_concurrency=max_concurrency)
     try:
@@ -407,7 +407,7 @@ def test_a_reply_that_cannot_be_stored_fails_the_turn_which_is_run_again(
 def test_no_claim_is_run_while_every_message_is_claimed_at_intake(
     graph, recorder, sqlite_url, monkeypatch
 ):
-    monkeypatch.setattr("connectors.instagram.POLL_SECONDS", 3600.0)
+    monkeypatch.setattr("connectors.channel_core.POLL_SECONDS", 3600.0)
     channel = make_channel(graph, recorder, sqlite_url)
     try:
         assert deliver(channel, one_message("IG_TEST_1", 0)) == 200
