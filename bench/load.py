@@ -37,6 +37,7 @@ from connectors.simulate import delivery  # noqa: E402
 from connectors.webhook import SIGNATURE_HEADER, signature  # noqa: E402
 from tests.databases import temporary_postgres_database  # noqa: E402
 from tests.factories import add_doctor  # noqa: E402
+from tests.helpers import child_pids  # noqa: E402
 from tests.servers import running_stack, scaled_out_environment  # noqa: E402
 
 SECRET = "load-secret"
@@ -194,6 +195,9 @@ def main() -> None:
             elapsed = time.perf_counter() - started
             time.sleep(3)  # anything still in flight would show up as a duplicate
             memory = {p.name: peak_memory_mb(p.popen.pid) for p in stack.processes}
+            for process in stack.processes:  # each rasa server's delivery process
+                for child in child_pids(process.popen.pid):
+                    memory[f"{process.name} delivery"] = peak_memory_mb(child)
             sent_turns = load.turns
             delivered = sum(1 for r in graph.delivered if "message" in (r.body or {}))
         booked, overlaps = integrity(database_url)

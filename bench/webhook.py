@@ -9,7 +9,11 @@ loopback. Rounds interleave backends, channels and concurrency:
 - turn latency: message in -> reply out, at 1 and 20 concurrent senders (for Instagram: the
   DM at the fake Graph API; for REST: the HTTP answer, which carries the reply: the
   no-overhead floor).
-Run: .venv/bin/python bench/webhook.py [--messages N] [--rounds N]
+Each rasa server's CPU time per turn is metered too (and its delivery process's): at 20
+senders the server's one interpreter is the bottleneck, and CPU time is less noisy than
+latency on a shared machine. By default each stack runs two rasa servers, the channel's
+delivery work in a process beside one and inside the other (INSTAGRAM_DELIVERY_PROCESS=0).
+Run: .venv/bin/python bench/webhook.py [--messages N] [--rounds N] [--without-in-process]
 """
 
 from __future__ import annotations
@@ -41,9 +45,12 @@ from connectors.simulate import delivery  # noqa: E402
 from connectors.webhook import SIGNATURE_HEADER, signature  # noqa: E402
 from entrypoints.cli import main as clinic_cli  # noqa: E402
 from tests.databases import temporary_postgres_database  # noqa: E402
+from tests.helpers import child_pids  # noqa: E402
 from tests.servers import running_stack  # noqa: E402
 
 SECRET = "bench-secret"
+CHANNELS = ("instagram", "rest")
+MODES = ("delivery process", "in-process")
 CREDENTIALS = f"""
 rest:
 facebook:
@@ -166,14 +173,46 @@ async def rest_turns(rasa: str, senders: int, count: int, think: float = 0.0) ->
     return [latency for one in results for latency in one]
 
 
+def cpu_seconds(pid: int) -> float:
+    """User and system CPU time a process has used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+class CpuMeter:
+    """CPU time per turn of the rasa server and of its delivery process, phase by phase."""
+
+    def __init__(self, rasa_pid: int):
+        self.pids = {"rasa": rasa_pid}
+        for child in child_pids(rasa_pid):
+            self.pids["delivery"] = child
+        self.used: dict[tuple, float] = defaultdict(float)
+        self.turns: dict[tuple, int] = defaultdict(int)
+
+    @contextmanager
+    def measure(self, key: tuple, turns: int) -> Iterator[None]:
+        before = {name: cpu_seconds(pid) for name, pid in self.pids.items()}
+        yield
+        for name, pid in self.pids.items():
+            self.used[(*key, name)] += cpu_seconds(pid) - before[name]
+        self.turns[key] += turns
+
+    def per_turn_ms(self, key: tuple, process: str) -> float:
+        return 1000 * self.used[(*key, process)] / self.turns[key]
+
+
 def pct(values: list[float], fraction: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))] * 1000
 
 
 @contextmanager
-def stack_on(backend: str, folder: Path, graph: FakeGraphApi) -> Iterator[str]:
-    """An action server and a rasa server with the three channels on `backend`; its URL."""
+def stack_on(
+    backend: str, folder: Path, graph: FakeGraphApi, modes: tuple[str, ...]
+) -> Iterator[dict[str, tuple[str, CpuMeter]]]:
+    """An action server and a rasa server with the three channels on `backend` for each mode
+    of the channel (its delivery work in a process beside the server, or inside it); each
+    server's URL and a meter of its CPU time."""
     with ExitStack() as resources:
         if backend == "postgres":
             database_url = resources.enter_context(temporary_postgres_database("clinic_bench"))
@@ -192,12 +231,18 @@ def stack_on(backend: str, folder: Path, graph: FakeGraphApi) -> Iterator[str]:
         stack = resources.enter_context(running_stack(database_url, folder, **env))
         stack.env["PYTHONPATH"] = f"{patch}:{stack.env['PYTHONPATH']}"
         stack.start_action_server()
-        rasa = stack.start_rasa(
-            credentials=credentials, api=False, ready_path="/webhooks/instagram/"
-        )
-        asyncio.run(rest_turns(rasa, 1, 5))  # warm-up
-        asyncio.run(instagram_turns(rasa, graph, 1, 5))
-        yield rasa
+        servers = {}
+        for mode in modes:
+            rasa = stack.start_rasa(
+                credentials=credentials,
+                api=False,
+                ready_path="/webhooks/instagram/",
+                INSTAGRAM_DELIVERY_PROCESS="1" if mode == MODES[0] else "0",
+            )
+            servers[mode] = rasa, CpuMeter(stack.processes[-1].popen.pid)
+            asyncio.run(rest_turns(rasa, 1, 5))  # warm-up
+            asyncio.run(instagram_turns(rasa, graph, 1, 5))
+        yield servers
 
 
 def main() -> None:
@@ -210,8 +255,14 @@ def main() -> None:
         default=100.0,
         help="a patient's pause between an answer and the next message (turn latency)",
     )
+    parser.add_argument(
+        "--without-in-process",
+        action="store_true",
+        help="skip the channel run inside the rasa server (INSTAGRAM_DELIVERY_PROCESS=0)",
+    )
     args = parser.parse_args()
     backends = ("sqlite", "postgres")
+    modes = MODES[:1] if args.without_in_process else MODES
     acks: dict[tuple, list[float]] = defaultdict(list)
     turns: dict[tuple, list[float]] = defaultdict(list)
     with ExitStack() as resources:
@@ -219,37 +270,55 @@ def main() -> None:
         servers = {}
         for backend in backends:
             folder = Path(resources.enter_context(tempfile.TemporaryDirectory()))
-            servers[backend] = resources.enter_context(stack_on(backend, folder, graph))
+            servers[backend] = resources.enter_context(stack_on(backend, folder, graph, modes))
         for _ in range(args.rounds):
-            for backend, senders in itertools.product(backends, (1, 20)):
-                rasa = servers[backend]
-                for channel in ("instagram", "facebook"):
-                    acks[backend, channel, senders] += asyncio.run(
+            for backend, senders, mode in itertools.product(backends, (1, 20), modes):
+                rasa, meter = servers[backend][mode]
+                channels = ("instagram", "facebook") if mode == MODES[0] else ("instagram",)
+                for channel in channels:
+                    acks[backend, mode, channel, senders] += asyncio.run(
                         ack_latencies(rasa, channel, senders, args.messages, graph)
                     )
                 think = args.think_ms / 1000
-                turns[backend, "instagram", senders] += asyncio.run(
-                    instagram_turns(rasa, graph, senders, args.messages, think)
-                )
-                turns[backend, "rest", senders] += asyncio.run(
-                    rest_turns(rasa, senders, args.messages, think)
-                )
+                count = senders * args.messages
+                with meter.measure((backend, "instagram", senders), count):
+                    turns[backend, mode, "instagram", senders] += asyncio.run(
+                        instagram_turns(rasa, graph, senders, args.messages, think)
+                    )
+                with meter.measure((backend, "rest", senders), count):
+                    turns[backend, mode, "rest", senders] += asyncio.run(
+                        rest_turns(rasa, senders, args.messages, think)
+                    )
     print(
         f"{args.rounds} rounds x {args.messages} messages per sender, times in ms;"
         f" {args.think_ms:.0f} ms between an answer and a patient's next message"
     )
     for backend, senders in itertools.product(backends, (1, 20)):
-        ours, theirs = acks[backend, "instagram", senders], acks[backend, "facebook", senders]
-        ig, rest = turns[backend, "instagram", senders], turns[backend, "rest", senders]
+        theirs = acks[backend, MODES[0], "facebook", senders]
         print(
-            f"{backend:>8} {senders:>2} senders | ack: instagram p50 {pct(ours, 0.5):6.1f}"
-            f" p99 {pct(ours, 0.99):6.1f}, facebook p50 {pct(theirs, 0.5):7.1f}"
-            f" p99 {pct(theirs, 0.99):7.1f}"
-            f" | turn: instagram p50 {pct(ig, 0.5):6.1f} p99 {pct(ig, 0.99):6.1f},"
-            f" rest p50 {pct(rest, 0.5):6.1f} p99 {pct(rest, 0.99):6.1f},"
-            f" p50 ratio {statistics.median(ig) / statistics.median(rest):.2f}x,"
-            f" mean ratio {statistics.mean(ig) / statistics.mean(rest):.2f}x"
+            f"{backend:>8} {senders:>2} senders | facebook ack p50 {pct(theirs, 0.5):.1f}"
+            f" p99 {pct(theirs, 0.99):.1f}"
         )
+        for mode in modes:
+            report(acks, turns, servers[backend][mode][1], (backend, mode), senders)
+
+
+def report(acks: dict, turns: dict, meter: CpuMeter, where: tuple, senders: int) -> None:
+    """One server's line: its ack, its turns against REST's, its CPU per turn."""
+    ours = acks[(*where, "instagram", senders)]
+    ig, rest = turns[(*where, "instagram", senders)], turns[(*where, "rest", senders)]
+    backend = where[0]
+    ig_cpu, rest_cpu = (meter.per_turn_ms((backend, c, senders), "rasa") for c in CHANNELS)
+    beside = meter.per_turn_ms((backend, "instagram", senders), "delivery")
+    print(
+        f"  {where[1]:>16} | ack p50 {pct(ours, 0.5):5.1f} p99 {pct(ours, 0.99):6.1f}"
+        f" | turn: instagram p50 {pct(ig, 0.5):6.1f} p99 {pct(ig, 0.99):6.1f},"
+        f" rest p50 {pct(rest, 0.5):6.1f} p99 {pct(rest, 0.99):6.1f},"
+        f" ratio p50 {statistics.median(ig) / statistics.median(rest):.2f}x"
+        f" mean {statistics.mean(ig) / statistics.mean(rest):.2f}x"
+        f" | CPU per turn: rasa {ig_cpu:.1f} ms ({ig_cpu / rest_cpu:.2f}x REST's"
+        f" {rest_cpu:.1f}), beside it {beside:.1f} ms"
+    )
 
 
 if __name__ == "__main__":

@@ -154,8 +154,8 @@ class DeliveryProcess:
 
     def _close(self) -> None:
         for peer in (self._intake, self._turns):
-            if peer is not None and peer.loop is not None:
-                peer.loop.call_soon_threadsafe(peer.close)
+            if peer is not None:
+                peer.shutdown()
         child = self._child
         if child is None:
             return

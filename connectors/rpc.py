@@ -77,6 +77,11 @@ class Peer:
         if self._writer is not None:
             self._writer.close()
 
+    def shutdown(self) -> None:
+        """Ends the connection from any thread: the other side reads its end at once."""
+        with contextlib.suppress(OSError):
+            self._sock.shutdown(socket.SHUT_RDWR)
+
     def _write(self, frame: tuple) -> None:
         data = pickle.dumps(frame, protocol=pickle.HIGHEST_PROTOCOL)
         self._writer.write(_LENGTH.pack(len(data)) + data)

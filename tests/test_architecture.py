@@ -88,6 +88,18 @@ def test_importing_the_core_loads_no_adapter():
     assert result.stdout.strip() == "[]"
 
 
+def test_the_delivery_process_loads_neither_rasa_nor_the_web_server():
+    """It is started beside every rasa server: Rasa would add about 70 MB to each."""
+    code = (
+        "import sys, connectors.delivery_process\n"
+        "print(sorted({m.split('.')[0] for m in sys.modules} & {'rasa', 'sanic', 'actions'}))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True
+    )
+    assert result.stdout.strip() == "[]"
+
+
 # --- one definition of the intent sets -------------------------------------------------
 
 

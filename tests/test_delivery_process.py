@@ -153,6 +153,7 @@ def running(
     web.submit(process.drain()).result(60)
     web.loop.call_soon_threadsafe(process.stop)
     assert wait_until(lambda: process._child.poll() is not None, 30)
+    assert process._child.returncode == 0  # it ended on its own, not killed after a wait
     web.stop()
 
 
