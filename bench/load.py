@@ -167,6 +167,11 @@ def main() -> None:
     parser.add_argument("--patients", type=int, default=200)
     parser.add_argument("--arrival-seconds", type=float, default=60, help="patients start within")
     parser.add_argument("--think-seconds", type=float, default=2, help="mean pause between turns")
+    parser.add_argument(
+        "--in-process",
+        action="store_true",
+        help="the channel's delivery work inside each rasa server (INSTAGRAM_DELIVERY_PROCESS=0)",
+    )
     args = parser.parse_args()
     prefix = uuid.uuid4().hex[:8]
     with (
@@ -187,6 +192,7 @@ def main() -> None:
                     False,
                     "/webhooks/instagram/",
                     ACTION_SERVER_URL=f"{url}/webhook",
+                    INSTAGRAM_DELIVERY_PROCESS="0" if args.in_process else "1",
                 )
                 for url in actions
             ]
