@@ -174,6 +174,9 @@ def test_the_process_takes_deliveries_and_the_turns_run_on_the_rasa_side(running
     ((_mid, attempt, thread),) = dialogue.turns
     assert (attempt, thread) == (1, "dialogue")  # not on the web server's loop
     assert process._child.pid != os.getpid()
+    # Rasa's HTTP API may write through the channel from the web server's loop too.
+    web.submit(process.send_reply(PATIENT, "out-1", 0, {"text": "from the web loop"})).result(30)
+    assert wait_until(lambda: replies(graph) == ["got hello", "from the web loop"], 30)
 
 
 def test_a_process_that_dies_is_replaced_and_its_message_answered_once(running, graph):
