@@ -34,6 +34,8 @@ from typing import Any
 
 import uvloop
 
+from clinic.redaction import REDACTOR
+from clinic.redaction import install as install_redaction
 from clinic.settings import load_settings
 from connectors.channel_core import (
     SWITCH_INTERVAL_SECONDS,
@@ -80,8 +82,13 @@ class DeliveryProcess:
         self._watcher = asyncio.create_task(self._watch())
 
     async def start_turns(self) -> None:
+        """Once Rasa's agent is loaded. A process that died meanwhile is started again by
+        the watcher, which starts its turns."""
         self._turns_started = True
-        await self._intake.call("start_turns")
+        try:
+            await self._intake.call("start_turns")
+        except (PeerClosed, RemoteError) as error:
+            logger.error("delivery process turns not started: %s", type(error).__name__)
 
     async def deliver(self, body: bytes, signature_header: str | None) -> Answer:
         try:
@@ -93,6 +100,8 @@ class DeliveryProcess:
     async def send_reply(self, *reply: Any) -> None:
         """`reply(recipient id, inbox mid, seq, message)` from any loop."""
         turns = self._turns
+        if turns.loop is None or turns.loop.is_closed():
+            raise PeerClosed("the delivery process is starting or gone")
         if asyncio.get_running_loop() is turns.loop:
             await turns.call("reply", *reply)
         else:
@@ -133,6 +142,8 @@ class DeliveryProcess:
         self._turns = Peer(turns, self._handlers)
         await asyncio.wrap_future(self._dialogue.submit(self._turns.start()))
         await self._intake.call("ping")
+        if self._turns_started:  # a replacement, once Rasa's agent is loaded
+            await self._intake.call("start_turns")
         logger.info("delivery process started (pid %d)", self._child.pid)
 
     async def _watch(self) -> None:
@@ -145,11 +156,11 @@ class DeliveryProcess:
             logger.error("delivery process exited (code %s); starting a new one", code)
             self._close()
             await asyncio.sleep(RESTART_DELAY_SECONDS)
+            if self._stopping:  # a server on its way down starts no new one
+                return
             try:
                 await self._spawn()
-                if self._turns_started:
-                    await self._intake.call("start_turns")
-            except (PeerClosed, RemoteError, OSError) as error:
+            except Exception as error:  # noqa: BLE001 - the watcher outlives any fault
                 logger.error("delivery process did not start: %s", type(error).__name__)
 
     def _close(self) -> None:
@@ -201,13 +212,13 @@ def main() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     _die_with_parent()
+    install_redaction(REDACTOR)  # as in the rasa server: no line quotes a patient whole
     logging.basicConfig(
         level=os.environ.get(_LOG_LEVEL, "INFO"),
         format="%(asctime)s %(levelname)-8s %(name)s  - %(message)s",
     )
     uvloop.install()
     asyncio.run(_serve(intake_fd, turns_fd))
-    os._exit(0)  # threads of the worker and the sender need no more time
 
 
 async def _serve(intake_fd: int, turns_fd: int) -> None:
@@ -222,6 +233,8 @@ async def _serve(intake_fd: int, turns_fd: int) -> None:
         return await turns.call("replay", item)
 
     async def start_turns() -> None:
+        if channel.worker.free() or channel.worker.busy():
+            return  # started already (the server's start and its watcher may both ask)
         # Queued before the worker's loop runs, so it begins before any turn can call.
         started = asyncio.run_coroutine_threadsafe(turns.start(), channel.worker.loop)
         channel.start_turns()
@@ -243,6 +256,7 @@ async def _serve(intake_fd: int, turns_fd: int) -> None:
     await intake.start()
     await intake.closed  # the rasa server is gone, or done with us
     logger.info("delivery process exits")
+    os._exit(0)  # at once: no thread (a database call, a send) is waited for
 
 
 def _die_with_parent() -> None:

@@ -153,7 +153,7 @@ class ReplySender:
                 self._handle(job)
             except Exception as error:  # noqa: BLE001 - a fault costs a delay, never a reply
                 logger.error("reply sender failed: %s", type(error).__name__)
-                if job.durable and job.reply_id is None:
+                if job.durable and job.reply_id is None and not job.tried.done():
                     job.tried.set_exception(error)  # not stored: the turn is run again
             finally:
                 if not job.tried.done():

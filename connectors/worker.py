@@ -45,7 +45,7 @@ class InboxWorker:
         self._poll_seconds = poll_seconds
         self._background = background or []
         self._running: dict[int, asyncio.Task] = {}
-        self._claiming = True
+        self._claiming = False  # from `start` on
         self._maybe_waiting = True  # messages no one claimed may wait in the inbox
         # uvloop, as Sanic's own loop: Rasa's calls to the action server are faster on it.
         self.loop = uvloop.new_event_loop()
@@ -57,6 +57,7 @@ class InboxWorker:
         self._stopped = threading.Event()
 
     def start(self) -> None:
+        self._claiming = True
         self._thread.start()
 
     def wake(self) -> None:
@@ -70,7 +71,8 @@ class InboxWorker:
         return bool(self._running)
 
     def free(self) -> int:
-        """How many more turns would run now (read from any thread: an estimate)."""
+        """How many more turns would run now (read from any thread: an estimate); none
+        before `start`, so the intake claims nothing for a worker that can't run it yet."""
         return max(0, self._max_concurrency - len(self._running)) if self._claiming else 0
 
     def run(self, items: list[InboxItem]) -> None:
