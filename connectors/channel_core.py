@@ -51,6 +51,8 @@ Converse = Callable[[InboxItem], Awaitable[None]]
 Replay = Callable[[InboxItem], Awaitable[bool]]
 # What a delivery gets: HTTP status and text.
 Answer = tuple[int, str]
+SHUTTING_DOWN: Answer = (503, "shutting down, try again")
+UNAVAILABLE: Answer = (503, "unavailable, try again")
 
 
 async def never_handled(_item: InboxItem) -> bool:
@@ -178,7 +180,7 @@ class InstagramChannel:
         """Every outcome is logged with ids and reasons only: rejected, ignored, duplicate,
         accepted. 200 only once the messages are committed."""
         if self._draining:
-            return 503, "shutting down, try again"
+            return SHUTTING_DOWN
         if len(body) > MAX_BODY_BYTES:
             logger.warning("instagram delivery rejected: too large (%d bytes)", len(body))
             return 413, "payload too large"
@@ -199,7 +201,7 @@ class InstagramChannel:
             logger.error(
                 "instagram delivery deferred: hand-offs unavailable (%s)", type(error).__name__
             )
-            return 503, "unavailable, try again"
+            return UNAVAILABLE
         messages = [NewMessage(i.mid, i.sender_id, i.timestamp, i.kind, i.text) for i in incoming]
         try:
             accepted = await asyncio.to_thread(self.inbox.accept, messages, self.worker.free())
@@ -210,7 +212,7 @@ class InstagramChannel:
             logger.error(
                 "instagram delivery deferred: inbox unavailable (%s)", type(error).__name__
             )
-            return 503, "unavailable, try again"
+            return UNAVAILABLE
         for message in messages:
             outcome = "accepted" if message.mid in accepted.new else "duplicate"
             logger.info("instagram item %s sender=%s", outcome, self._ref(message.sender_id))

@@ -39,6 +39,7 @@ from clinic.redaction import install as install_redaction
 from clinic.settings import load_settings
 from connectors.channel_core import (
     SWITCH_INTERVAL_SECONDS,
+    UNAVAILABLE,
     Answer,
     Converse,
     InstagramChannel,
@@ -48,7 +49,6 @@ from connectors.rpc import Peer, PeerClosed, RemoteError
 
 logger = logging.getLogger(__name__)
 
-UNAVAILABLE: Answer = (503, "unavailable, try again")
 RESTART_DELAY_SECONDS = 1.0
 EXIT_WAIT_SECONDS = 5.0
 _TOKENS = ("INSTAGRAM_VERIFY_TOKEN", "INSTAGRAM_APP_SECRET", "INSTAGRAM_ACCESS_TOKEN")

@@ -38,7 +38,7 @@ from sanic.response import HTTPResponse
 from clinic.delivery import InboxItem
 from clinic.redaction import REDACTOR
 from clinic.settings import Settings, load_settings
-from connectors.channel_core import Converse, InstagramChannel, Replay
+from connectors.channel_core import SHUTTING_DOWN, Converse, InstagramChannel, Replay
 from connectors.delivery_process import DeliveryProcess
 from connectors.heap import freeze_startup_objects
 from connectors.log_levels import follow_rasa_log_level
@@ -223,7 +223,7 @@ class InstagramInput(InstagramChannel, InputChannel):
         if self._process is None:
             status, text = await self.take_delivery(body, signature_header)
         elif self._draining:
-            status, text = 503, "shutting down, try again"
+            status, text = SHUTTING_DOWN
         else:
             status, text = await self._process.deliver(body, signature_header)
         return response.text(text, status=status)
