@@ -70,8 +70,10 @@ lint: setup
 test: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/rasa data validate --fail-on-warnings --quiet
-	$(MAKE) --no-print-directory train
+	@# Validation and training each load Rasa on a core of their own.
+	$(BIN)/rasa data validate --fail-on-warnings --quiet & validation=$$!; \
+	$(MAKE) --no-print-directory train; trained=$$?; \
+	wait $$validation && [ $$trained -eq 0 ]
 	@# The test stories run beside pytest, whose server tests leave a core idle much of the
 	@# time; their output follows pytest's, and either failing fails the target.
 	@mkdir -p results
