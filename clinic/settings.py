@@ -206,6 +206,12 @@ class Settings:
     shutdown_grace_seconds: int = _variable(
         "SHUTDOWN_GRACE_SECONDS", 20, "how long a stopping server finishes its turns", _whole
     )
+    turn_deadline_seconds: int = _variable(
+        "TURN_DEADLINE_SECONDS",
+        120,
+        "a turn still running after this is cut short and tried again later",
+        _whole,
+    )
     outbox_retry_seconds: int = _variable(
         "OUTBOX_RETRY_SECONDS", 180, "how long a reply is retried before it is failed", _whole
     )

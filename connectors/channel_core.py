@@ -72,6 +72,7 @@ class InstagramChannel:
         self._id_hash_key = settings.id_hash_key
         self._attachment_reply = templates_for(settings).render("attachment_only")
         self._draining = False
+        self._turn_deadline = settings.turn_deadline_seconds
         # Built by `open`, when the server starts.
         self.graph: GraphApiClient | None = None
         self.inbox: Inbox | None = None
@@ -265,25 +266,31 @@ class InstagramChannel:
         True when the patient's next message waits."""
         ref = self._ref(item.sender_id)
         try:
-            if item.attempts > 1 and await self._replay(item):
-                # A claim after a crash: the conversation holds this message already. Its
-                # answers were stored again (only those that were missing are kept).
-                logger.info("instagram item already in the conversation sender=%s", ref)
-            else:
-                decision = Decision.ANSWER
-                if item.handoff_open is not False:
-                    decision = await asyncio.to_thread(self.handoffs.decide, item.sender_id)
-                if decision is Decision.STAY_SILENT:
-                    logger.info("instagram item left to staff sender=%s", ref)
-                else:
-                    if decision is Decision.TAKE_BACK_AND_ANSWER:
-                        await asyncio.to_thread(self._take_back, item.sender_id)
-                    await self._answer(item)
+            # A turn that hangs (an action server that never answers, say) would hold the
+            # patient's messages: its lease is renewed while it runs. Cut short, it is tried
+            # again like any failed turn.
+            await asyncio.wait_for(self._through_dialogue(item, ref), self._turn_deadline)
             more = await asyncio.to_thread(self.inbox.finish, item)
             logger.info("instagram item processed kind=%s sender=%s", item.kind, ref)
             return more
         except Exception as error:  # noqa: BLE001 - the class only: it may quote the patient
             return await self._turn_failed(item, error)
+
+    async def _through_dialogue(self, item: InboxItem, ref: str) -> None:
+        if item.attempts > 1 and await self._replay(item):
+            # A claim after a crash: the conversation holds this message already. Its
+            # answers were stored again (only those that were missing are kept).
+            logger.info("instagram item already in the conversation sender=%s", ref)
+            return
+        decision = Decision.ANSWER
+        if item.handoff_open is not False:
+            decision = await asyncio.to_thread(self.handoffs.decide, item.sender_id)
+        if decision is Decision.STAY_SILENT:
+            logger.info("instagram item left to staff sender=%s", ref)
+            return
+        if decision is Decision.TAKE_BACK_AND_ANSWER:
+            await asyncio.to_thread(self._take_back, item.sender_id)
+        await self._answer(item)
 
     async def _answer(self, item: InboxItem) -> None:
         if item.kind == "attachment":

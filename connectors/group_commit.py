@@ -38,7 +38,8 @@ class GroupCommit(Generic[Item, Result]):
         self._max_batch = max_batch
         self._threads = ThreadPoolExecutor(committers, thread_name_prefix="intake-commit")
         self._waiting: list[tuple[list[Item], asyncio.Future]] = []
-        self._running: set[asyncio.Task] = set()
+        self._in_flight = 0  # batches being committed
+        self._tasks: set[asyncio.Task] = set()  # referenced until done
 
     async def submit(self, items: list[Item]) -> Result:
         future = asyncio.get_running_loop().create_future()
@@ -50,27 +51,42 @@ class GroupCommit(Generic[Item, Result]):
         self._threads.shutdown(wait=False)
 
     def _start_commits(self) -> None:
-        while self._waiting and len(self._running) < self._committers:
+        while self._waiting and self._in_flight < self._committers:
             batch = self._waiting[: self._max_batch]
             del self._waiting[: self._max_batch]
+            self._in_flight += 1
             task = asyncio.create_task(self._commit_batch(batch))
-            self._running.add(task)
-            task.add_done_callback(self._committed)
-
-    def _committed(self, task: asyncio.Task) -> None:
-        self._running.discard(task)
-        self._start_commits()
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
 
     async def _commit_batch(self, batch: list[tuple[list[Item], asyncio.Future]]) -> None:
+        futures = [future for _, future in batch]
         items = [item for items, _ in batch for item in items]
         loop = asyncio.get_running_loop()
         try:
             result = await loop.run_in_executor(self._threads, self._commit, items)
-        except Exception as error:  # noqa: BLE001 - each webhook answers it (503)
-            for _, future in batch:
-                if not future.done():  # a webhook whose client went away
-                    future.set_exception(error)
+        except (Exception, asyncio.CancelledError) as error:  # noqa: BLE001 - answered 503
+            _settle(futures, error=error)  # cancelled: the loop is going away
+            if isinstance(error, asyncio.CancelledError):
+                raise
         else:
-            for _, future in batch:
-                if not future.done():
-                    future.set_result(result)
+            _settle(futures, result)
+        finally:
+            # Counted here, not in a done callback, so the next batch starts at once (and a
+            # loop closed right after its webhook was answered leaves nothing counted).
+            self._in_flight -= 1
+        self._start_commits()
+
+
+def _settle(
+    futures: list[asyncio.Future], result: object = None, error: BaseException | None = None
+) -> None:
+    for future in futures:
+        if future.done():  # a webhook whose client went away
+            continue
+        if error is None:
+            future.set_result(result)
+        elif isinstance(error, asyncio.CancelledError):
+            future.cancel()
+        else:
+            future.set_exception(error)

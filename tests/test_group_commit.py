@@ -125,3 +125,15 @@ def test_with_two_committers_a_second_commit_runs_beside_a_slow_one():
         group.close()
 
     asyncio.run(scenario())
+
+
+def test_one_group_serves_one_event_loop_after_another():
+    """As the channel's tests do (and a web server started again): a loop closed right after
+    its webhook was answered leaves no commit counted as running."""
+    store = Store()
+    store.release.set()
+    group = GroupCommit(store.commit)
+    for item in ("a", "b", "c"):
+        assert asyncio.run(asyncio.wait_for(group.submit([item]), 10)) == [item]
+    group.close()
+    assert store.commits == [["a"], ["b"], ["c"]]

@@ -404,6 +404,38 @@ def test_a_reply_that_cannot_be_stored_fails_the_turn_which_is_run_again(
         channel.stop()
 
 
+class HangsOnce(Recorder):
+    """The first turn never ends (an action server that does not answer); later ones do."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.cut_short = 0
+
+    async def __call__(self, message: UserMessage) -> None:
+        if self.cut_short == 0:
+            try:
+                await asyncio.Event().wait()
+            except asyncio.CancelledError:
+                self.cut_short += 1
+                raise
+        await super().__call__(message)
+
+
+def test_a_turn_that_hangs_is_cut_short_and_tried_again(graph, sqlite_url):
+    hangs = HangsOnce()
+    channel = make_channel(graph, hangs, sqlite_url, turn_deadline_seconds=1)
+    try:
+        assert deliver(channel, fixture("text")) == 200
+        graph.wait_for(1, timeout=30)  # deadline 1 s, then tried again 2 s later
+        settle(channel)
+        assert hangs.cut_short == 1
+        assert [text for _, text, _ in hangs.messages] == ["hi"]
+        assert [m["message"]["text"] for m in graph.messages_to("IG_TEST_1")] == ["you said hi"]
+        assert rows(sqlite_url, InboxMessage, InboxMessage.status == "done") == 1
+    finally:
+        channel.stop()
+
+
 def test_no_claim_is_run_while_every_message_is_claimed_at_intake(
     graph, recorder, sqlite_url, monkeypatch
 ):

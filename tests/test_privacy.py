@@ -19,7 +19,7 @@ import redis
 from sqlalchemy import MetaData, Table, inspect, select, text
 
 from clinic.db import create_database_engine, transaction
-from clinic.models import Appointment, OutboxMessage, Patient
+from clinic.models import Appointment, InboxMessage, OutboxMessage, Patient
 from connectors.fake_graph import FakeGraphApi
 from tests.databases import temporary_postgres_database
 from tests.helpers import wait_until
@@ -125,17 +125,20 @@ def erased(world: World) -> World:
     assert deleted["text"].startswith("Done: I've deleted your name, phone number")
     engine = create_database_engine(world.database_url)
     try:
-        # The last answers settle: the outbox keeps only hashes once they are sent.
-        assert wait_until(lambda: _pending_replies(engine) == 0, 30)
+        # The last turn ends (Rasa deletes the conversation as it would save it, after the
+        # answer is out) and its answers settle: the outbox keeps only hashes once sent.
+        assert wait_until(lambda: _pending(engine) == 0, 30)
     finally:
         engine.dispose()
     return world
 
 
-def _pending_replies(engine) -> int:
+def _pending(engine) -> int:
+    """Messages whose turn has not ended, and replies not sent yet."""
     with transaction(engine) as session:
-        return len(
-            session.scalars(select(OutboxMessage.id).where(OutboxMessage.status == "pending")).all()
+        return sum(
+            len(session.scalars(select(model.id).where(model.status == "pending")).all())
+            for model in (InboxMessage, OutboxMessage)
         )
 
 
