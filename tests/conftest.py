@@ -30,16 +30,6 @@ TEST_NAME = "PATIENT_TEST"
 TEST_PHONE = "+12025550143"
 
 
-@pytest.hookimpl(optionalhook=True)
-def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> object | None:
-    """`--dist loadfile` (make test): the long server files first (tests/scheduling.py)."""
-    if config.getvalue("dist") != "loadfile":
-        return None  # xdist's own scheduler
-    from tests.scheduling import LongestFirst  # xdist is there when this hook is called
-
-    return LongestFirst(config, log)
-
-
 class FrozenClock:
     """A clock tests move by hand."""
 
