@@ -47,7 +47,6 @@ logger = logging.getLogger(__name__)
 MAX_TURN_ATTEMPTS = 5
 POLL_SECONDS = 1.0
 SWITCH_INTERVAL_SECONDS = 0.0005
-INTAKE_COMMITTERS = 6  # PostgreSQL: deliveries committed at once
 
 Converse = Callable[[InboxItem], Awaitable[None]]
 Replay = Callable[[InboxItem], Awaitable[bool]]
@@ -80,7 +79,7 @@ class InstagramChannel:
         self.sender: ReplySender | None = None
         self.worker: InboxWorker | None = None
         self.handoffs: HandoffDesk | None = None
-        self._intake: GroupCommit[NewMessage, Accepted] | None = None
+        self._grouped: GroupCommit[NewMessage, Accepted] | None = None  # SQLite
         self._converse: Converse | None = None
         self._replay: Replay = never_handled
 
@@ -116,13 +115,8 @@ class InstagramChannel:
             POLL_SECONDS,
             background=[self._poll_outbox],
         )
-        if engine.dialect.name == "sqlite":
-            # One writer: the deliveries waiting for it are stored together.
-            self._intake = GroupCommit(self._store)
-        else:
-            # Commits run side by side. Grouped, the slowest acks got slower (a delivery
-            # waited for every row of its group: docs/benchmarks.md), so one each.
-            self._intake = GroupCommit(self._store, committers=INTAKE_COMMITTERS, max_batch=1)
+        if engine.dialect.name == "sqlite":  # one writer: deliveries waiting for it go together
+            self._grouped = GroupCommit(self._store)
         self._recover()
 
     def start_turns(self) -> None:
@@ -165,8 +159,8 @@ class InstagramChannel:
         """Stops the worker and releases the Graph client's threads and connections."""
         if self.worker is not None:
             self.worker.stop()
-        if self._intake is not None:
-            self._intake.close()
+        if self._grouped is not None:
+            self._grouped.close()
         if self.sender is not None:
             self.sender.close(timeout=0)
         if self.graph is not None:
@@ -217,7 +211,12 @@ class InstagramChannel:
             return UNAVAILABLE
         messages = [NewMessage(i.mid, i.sender_id, i.timestamp, i.kind, i.text) for i in incoming]
         try:
-            accepted = await self._intake.submit(messages)
+            if self._grouped is not None:
+                accepted = await self._grouped.submit(messages)
+            else:
+                # PostgreSQL commits side by side: one each. Grouped or on threads of their
+                # own, the slowest acks got slower there (docs/benchmarks.md).
+                accepted = await asyncio.to_thread(self._store, messages)
         except InboxFull:
             logger.warning("instagram delivery deferred: inbox full")
             return 503, "busy, try again"
@@ -232,8 +231,8 @@ class InstagramChannel:
         return 200, "EVENT_RECEIVED"
 
     def _store(self, messages: list[NewMessage]) -> Accepted:
-        """One group commit (on its thread): the messages of every delivery waiting, and
-        their turns started, those claimed at once and those left for a claim."""
+        """Stores the messages (of every delivery of a group commit) and starts their turns:
+        those claimed at once, and a claim for the rest."""
         accepted = self.inbox.accept(messages, self.worker.free())
         if accepted.claimed:
             self.worker.run(accepted.claimed)

@@ -6,8 +6,8 @@ the default pool and then for SQLite's one writer: at 20 patients most of the ac
 queueing (docs/benchmarks.md). Now a webhook that finds the writer busy waits for it and goes
 into the next commit with every other webhook that came meanwhile: one transaction and one
 flush for all of them, and half the ack's p99. A batch shares its outcome: stored, or the
-error that answers each of its webhooks 503. With `max_batch=1` and several committers (as on
-PostgreSQL, whose commits run side by side) each delivery is its own commit.
+error that answers each of its webhooks 503. A webhook that finds the writer idle is
+committed at once, as before.
 """
 
 from __future__ import annotations
@@ -25,24 +25,28 @@ MAX_BATCH = 64  # deliveries per commit: bounds one transaction's length
 
 class GroupCommit(Generic[Item, Result]):
     """`await submit(items)` -> what `commit(all items of its batch)` returned. One event
-    loop submits; `commit` runs on up to `committers` threads of this object's own."""
+    loop submits; `commit` runs on a thread of this object's own, one batch at a time."""
 
-    def __init__(
-        self,
-        commit: Callable[[list[Item]], Result],
-        committers: int = 1,
-        max_batch: int = MAX_BATCH,
-    ):
+    def __init__(self, commit: Callable[[list[Item]], Result], max_batch: int = MAX_BATCH):
         self._commit = commit
-        self._committers = committers
         self._max_batch = max_batch
-        self._threads = ThreadPoolExecutor(committers, thread_name_prefix="intake-commit")
+        self._threads = ThreadPoolExecutor(1, thread_name_prefix="intake-commit")
         self._waiting: list[tuple[list[Item], asyncio.Future]] = []
-        self._in_flight = 0  # batches being committed
+        self._committing = False
         self._tasks: set[asyncio.Task] = set()  # referenced until done
 
     async def submit(self, items: list[Item]) -> Result:
-        future = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        if not self._committing and not self._waiting:
+            # Nothing to wait for, nothing to group with: committed from here, with no task
+            # between (each hop of the loop waits for the busy interpreter).
+            self._committing = True
+            try:
+                return await loop.run_in_executor(self._threads, self._commit, items)
+            finally:
+                self._committing = False
+                self._start_commits()
+        future = loop.create_future()
         self._waiting.append((items, future))
         self._start_commits()
         return await future
@@ -51,10 +55,10 @@ class GroupCommit(Generic[Item, Result]):
         self._threads.shutdown(wait=False)
 
     def _start_commits(self) -> None:
-        while self._waiting and self._in_flight < self._committers:
+        while self._waiting and not self._committing:
             batch = self._waiting[: self._max_batch]
             del self._waiting[: self._max_batch]
-            self._in_flight += 1
+            self._committing = True
             task = asyncio.create_task(self._commit_batch(batch))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
@@ -72,9 +76,9 @@ class GroupCommit(Generic[Item, Result]):
         else:
             _settle(futures, result)
         finally:
-            # Counted here, not in a done callback, so the next batch starts at once (and a
-            # loop closed right after its webhook was answered leaves nothing counted).
-            self._in_flight -= 1
+            # Here, not in a done callback: the next batch starts at once, and a loop closed
+            # right after its webhook was answered leaves nothing marked as committing.
+            self._committing = False
         self._start_commits()
 
 

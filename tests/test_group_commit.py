@@ -111,22 +111,6 @@ def test_batches_are_bounded():
     assert store.commits == [["a"], ["b", "c"], ["d", "e"]]
 
 
-def test_with_two_committers_a_second_commit_runs_beside_a_slow_one():
-    store = Store()
-
-    async def scenario() -> None:
-        group = GroupCommit(store.commit, committers=2)
-        slow = await started(store, group, ["a"])
-        assert await asyncio.to_thread(store.first_started.wait, 10)
-        assert await asyncio.wait_for(group.submit(["b"]), 10) == ["b"]  # not behind "a"
-        assert not slow.done()
-        store.release.set()
-        assert await slow == ["a"]
-        group.close()
-
-    asyncio.run(scenario())
-
-
 def test_one_group_serves_one_event_loop_after_another():
     """As the channel's tests do (and a web server started again): a loop closed right after
     its webhook was answered leaves no commit counted as running."""
