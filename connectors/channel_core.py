@@ -71,7 +71,6 @@ class InstagramChannel:
         self._id_hash_key = settings.id_hash_key
         self._attachment_reply = templates_for(settings).render("attachment_only")
         self._draining = False
-        self._turn_deadline = settings.turn_deadline_seconds
         # Built by `open`, when the server starts.
         self.graph: GraphApiClient | None = None
         self.inbox: Inbox | None = None
@@ -268,7 +267,8 @@ class InstagramChannel:
             # A turn that hangs (an action server that never answers, say) would hold the
             # patient's messages: its lease is renewed while it runs. Cut short, it is tried
             # again like any failed turn.
-            await asyncio.wait_for(self._through_dialogue(item, ref), self._turn_deadline)
+            deadline = self.settings.turn_deadline_seconds
+            await asyncio.wait_for(self._through_dialogue(item, ref), deadline)
             more = await asyncio.to_thread(self.inbox.finish, item)
             logger.info("instagram item processed kind=%s sender=%s", item.kind, ref)
             return more

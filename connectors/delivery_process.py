@@ -233,8 +233,8 @@ async def _serve(intake_fd: int, turns_fd: int) -> None:
         return await turns.call("replay", item)
 
     async def start_turns() -> None:
-        if channel.worker.free() or channel.worker.busy():
-            return  # started already (the server's start and its watcher may both ask)
+        if channel.worker.started():
+            return  # the server's start and its watcher may both ask
         # Queued before the worker's loop runs, so it begins before any turn can call.
         started = asyncio.run_coroutine_threadsafe(turns.start(), channel.worker.loop)
         channel.start_turns()

@@ -36,17 +36,11 @@ class GroupCommit(Generic[Item, Result]):
         self._tasks: set[asyncio.Task] = set()  # referenced until done
 
     async def submit(self, items: list[Item]) -> Result:
-        loop = asyncio.get_running_loop()
         if not self._committing and not self._waiting:
             # Nothing to wait for, nothing to group with: committed from here, with no task
             # between (each hop of the loop waits for the busy interpreter).
-            self._committing = True
-            try:
-                return await loop.run_in_executor(self._threads, self._commit, items)
-            finally:
-                self._committing = False
-                self._start_commits()
-        future = loop.create_future()
+            return await self._run(items)
+        future = asyncio.get_running_loop().create_future()
         self._waiting.append((items, future))
         self._start_commits()
         return await future
@@ -65,21 +59,26 @@ class GroupCommit(Generic[Item, Result]):
 
     async def _commit_batch(self, batch: list[tuple[list[Item], asyncio.Future]]) -> None:
         futures = [future for _, future in batch]
-        items = [item for items, _ in batch for item in items]
-        loop = asyncio.get_running_loop()
         try:
-            result = await loop.run_in_executor(self._threads, self._commit, items)
+            result = await self._run([item for items, _ in batch for item in items])
         except (Exception, asyncio.CancelledError) as error:  # noqa: BLE001 - answered 503
             _settle(futures, error=error)  # cancelled: the loop is going away
             if isinstance(error, asyncio.CancelledError):
                 raise
         else:
             _settle(futures, result)
+
+    async def _run(self, items: list[Item]) -> Result:
+        """One commit on the thread; then the next batch, if one waits."""
+        self._committing = True
+        try:
+            loop = asyncio.get_running_loop()
+            return await loop.run_in_executor(self._threads, self._commit, items)
         finally:
             # Here, not in a done callback: the next batch starts at once, and a loop closed
             # right after its webhook was answered leaves nothing marked as committing.
             self._committing = False
-        self._start_commits()
+            self._start_commits()
 
 
 def _settle(

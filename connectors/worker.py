@@ -60,6 +60,9 @@ class InboxWorker:
         self._claiming = True
         self._thread.start()
 
+    def started(self) -> bool:
+        return self._thread.ident is not None
+
     def wake(self) -> None:
         """New messages are in the inbox: claim now rather than at the next poll. Any thread."""
         self._maybe_waiting = True
