@@ -95,25 +95,38 @@ async def post(session: aiohttp.ClientSession, url: str, body: bytes, headers: d
 
 async def ack_latencies(
     rasa: str, channel: str, senders: int, messages: int, graph: FakeGraphApi
-) -> list[float]:
-    """`senders` patients at once, each sending `messages` in a row; each POST is timed."""
+) -> tuple[list[float], list[float]]:
+    """`senders` patients at once, each sending `messages` in a row; each POST is timed. And
+    the floor beside them: the times of a request the web server answers by itself (no
+    delivery process, no database), sent every 10 ms meanwhile."""
     url = f"{rasa}/webhooks/{channel}/webhook"
     build = instagram_delivery if channel == "instagram" else facebook_delivery
     run_id = uuid.uuid4().hex[:6]
     before = _replies(graph)
+    floor: list[float] = []
 
     async def patient(number: int, session: aiohttp.ClientSession) -> list[float]:
         sender = f"BENCH_{channel}_{run_id}_{number}"
         return [await post(session, url, *build(sender, "hi")) for _ in range(messages)]
 
+    async def probe(session: aiohttp.ClientSession) -> None:
+        while True:
+            started = time.perf_counter()
+            async with session.get(f"{rasa}/webhooks/instagram/") as answer:
+                await answer.read()
+            floor.append(time.perf_counter() - started)
+            await asyncio.sleep(0.01)
+
     async with aiohttp.ClientSession() as session:
+        prober = asyncio.create_task(probe(session))
         results = await asyncio.gather(*(patient(n, session) for n in range(senders)))
+        prober.cancel()
     # Let every turn finish before the next measurement starts.
     expected = before + senders * messages
     deadline = time.monotonic() + 600
     while _replies(graph) < expected and time.monotonic() < deadline:
         await asyncio.sleep(0.05)
-    return [latency for one in results for latency in one]
+    return [latency for one in results for latency in one], floor
 
 
 def _replies(graph: FakeGraphApi) -> int:
@@ -276,9 +289,11 @@ def main() -> None:
                 rasa, meter = servers[backend][mode]
                 channels = ("instagram", "facebook") if mode == MODES[0] else ("instagram",)
                 for channel in channels:
-                    acks[backend, mode, channel, senders] += asyncio.run(
+                    times, floor = asyncio.run(
                         ack_latencies(rasa, channel, senders, args.messages, graph)
                     )
+                    acks[backend, mode, channel, senders] += times
+                    acks[backend, mode, f"{channel} floor", senders] += floor
                 think = args.think_ms / 1000
                 count = senders * args.messages
                 with meter.measure((backend, "instagram", senders), count):
@@ -310,8 +325,10 @@ def report(acks: dict, turns: dict, meter: CpuMeter, where: tuple, senders: int)
     backend = where[0]
     ig_cpu, rest_cpu = (meter.per_turn_ms((backend, c, senders), "rasa") for c in CHANNELS)
     beside = meter.per_turn_ms((backend, "instagram", senders), "delivery")
+    floor = acks[(*where, "instagram floor", senders)]
     print(
         f"  {where[1]:>16} | ack p50 {pct(ours, 0.5):5.1f} p99 {pct(ours, 0.99):6.1f}"
+        f" (web server alone p50 {pct(floor, 0.5):.1f} p99 {pct(floor, 0.99):.1f})"
         f" | turn: instagram p50 {pct(ig, 0.5):6.1f} p99 {pct(ig, 0.99):6.1f},"
         f" rest p50 {pct(rest, 0.5):6.1f} p99 {pct(rest, 0.99):6.1f},"
         f" ratio p50 {statistics.median(ig) / statistics.median(rest):.2f}x"

@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from functools import cache
+from functools import cache, lru_cache
 from typing import Any
 
 from sqlalchemy import (
@@ -29,12 +29,12 @@ from sqlalchemy import (
     text,
     update,
 )
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import Session
 
 from clinic.audit import hash_id
 from clinic.db import transaction
-from clinic.handoffs import handoff_open
+from clinic.handoffs import handoff_open, open_handoffs
 from clinic.models import (
     INBOX_DONE,
     INBOX_FAILED,
@@ -45,26 +45,45 @@ from clinic.models import (
     UTCDateTime,
     utc_now,
 )
-from clinic.patients import note_message_in
+from clinic.patients import note_messages_in
 
 DEFAULT_LEASE = timedelta(seconds=15)
 
 # The statements on the path of every message and reply, written out: a fraction of the
 # cost of building them per call (bench/webhook.py).
 _TIME = UTCDateTime()
-_SQL_SENDER_LOCK = text("SELECT pg_advisory_xact_lock(hashtextextended(:sender, 0))")
-# Pending messages: all of them, the sender's, and those due that no worker holds (first
-# come, first served: while any wait, a new message joins the line instead of jumping it).
-_SQL_PENDING = text(
-    "SELECT count(*), coalesce(sum(CASE WHEN sender_id = :sender THEN 1 ELSE 0 END), 0), "
-    "coalesce(sum(CASE WHEN lease_until IS NULL AND (not_before IS NULL OR not_before <= :now) "
-    "THEN 1 ELSE 0 END), 0) FROM inbox_messages WHERE status = 'pending'"
-).bindparams(bindparam("now", type_=_TIME))
-_SQL_INSERT_MESSAGE = text(
-    "INSERT INTO inbox_messages (mid, sender_id, sent_at_ms, kind, text, status, attempts, "
-    "lease_owner, lease_until, received_at) VALUES (:mid, :sender, :sent_at_ms, :kind, :text, "
-    "'pending', :attempts, :owner, :lease_until, :now) ON CONFLICT (mid) DO NOTHING RETURNING id"
-).bindparams(bindparam("lease_until", type_=_TIME), bindparam("now", type_=_TIME))
+_SQL_SENDER_LOCKS = text(
+    "SELECT count(pg_advisory_xact_lock(hashtextextended(sender, 0))) "
+    "FROM unnest(CAST(:senders AS text[])) AS sender"
+)
+# What the intake reads before storing, in one statement: the line of pending messages (all
+# of them, and those due that no worker holds: while any wait, a new message joins the line
+# instead of jumping it, first come first served), which of the messages are stored already,
+# and which of their patients have a message waiting.
+_SQL_BEFORE_ACCEPT = text(
+    "SELECT 'line', NULL, count(*), coalesce(sum(CASE WHEN lease_until IS NULL AND "
+    "(not_before IS NULL OR not_before <= :now) THEN 1 ELSE 0 END), 0) "
+    "FROM inbox_messages WHERE status = 'pending' "
+    "UNION ALL SELECT 'stored', mid, 0, 0 FROM inbox_messages WHERE mid IN :mids "
+    "UNION ALL SELECT DISTINCT 'waiting', sender_id, 0, 0 FROM inbox_messages "
+    "WHERE status = 'pending' AND sender_id IN :senders"
+).bindparams(
+    bindparam("now", type_=_TIME),
+    bindparam("mids", expanding=True),
+    bindparam("senders", expanding=True),
+)
+# Rows per statement of the intake (SQLite before 3.32 takes 999 parameters in one).
+ROWS_PER_STATEMENT = 100
+_INSERT_MESSAGE_COLUMNS = (
+    "mid",
+    "sender_id",
+    "sent_at_ms",
+    "kind",
+    "text",
+    "attempts",
+    "lease_owner",
+    "lease_until",
+)
 _SQL_SETTLE_MESSAGE = text(
     "UPDATE inbox_messages SET status = :status, text = NULL, sender_id = :sender, "
     "lease_until = NULL, done_at = :now WHERE id = :id"
@@ -263,50 +282,71 @@ class Inbox(LeasedQueue):
         patient last wrote; `InboxFull` past the bound. Up to `claim_up_to` of the new ones
         whose patient has nothing else waiting are claimed for the caller in the same
         transaction, so the turn can start at once, unless older messages wait for a worker:
-        then they go first. On the webhook's path, so it is a few plain statements."""
+        then they go first. On the webhook's path: each step is one statement for all the
+        messages (up to `ROWS_PER_STATEMENT`), so a group commit's batch costs about what
+        one message does."""
+        by_mid = {m.mid: m for m in sorted(messages, key=lambda m: m.sent_at_ms)}
         accepted = Accepted([], [])
-        if not messages:
+        if not by_mid:
             return accepted
-        now = self.clock()
+        ordered = list(by_mid.values())
         with _one_writer_at_a_time(self.engine), self.engine.begin() as connection:
             if connection.dialect.name == "postgresql":
                 # One patient's deliveries are stored one after the other, so each sees what
-                # the one before stored (SQLite has a single writer anyway).
-                for sender in sorted({m.sender_id for m in messages}):  # one order: no deadlock
-                    connection.execute(_SQL_SENDER_LOCK, {"sender": sender})
-            for m in sorted(messages, key=lambda m: m.sent_at_ms):
-                waiting, of_sender, unclaimed = connection.execute(
-                    _SQL_PENDING, {"sender": m.sender_id, "now": now}
-                ).one()
-                if waiting + 1 > self.max_pending:
-                    raise InboxFull(f"more than {self.max_pending} messages wait")
-                claim = len(accepted.claimed) < claim_up_to and not of_sender and not unclaimed
-                item_id = connection.execute(
-                    _SQL_INSERT_MESSAGE,
-                    {
-                        "mid": m.mid,
-                        "sender": m.sender_id,
-                        "sent_at_ms": m.sent_at_ms,
-                        "kind": m.kind,
-                        "text": m.text,
-                        "attempts": 1 if claim else 0,
-                        "owner": self.owner if claim else None,
-                        "lease_until": now + self.lease if claim else None,
-                        "now": now,
-                    },
-                ).scalar()
-                if item_id is None:
-                    continue  # a redelivery
-                accepted.new.append(m.mid)
-                at = _moment(m.sent_at_ms, now)
-                note_message_in(connection, m.sender_id, at)
-                if claim:
-                    handoff = handoff_open(connection, m.sender_id)
-                    item = InboxItem(
-                        item_id, m.mid, m.sender_id, m.sent_at_ms, m.kind, m.text, 1, handoff
-                    )
-                    accepted.claimed.append(item)
+                # the one before stored (SQLite has a single writer anyway); sorted: no deadlock.
+                senders = sorted({m.sender_id for m in ordered})
+                connection.execute(_SQL_SENDER_LOCKS, {"senders": senders})
+            for start in range(0, len(ordered), ROWS_PER_STATEMENT):
+                part = ordered[start : start + ROWS_PER_STATEMENT]
+                room = claim_up_to - len(accepted.claimed)
+                new, claimed = self._accept_in(connection, part, room)
+                accepted.new.extend(new)
+                accepted.claimed.extend(claimed)
         return accepted
+
+    def _accept_in(
+        self, connection: Connection, messages: list[NewMessage], claim_up_to: int
+    ) -> tuple[list[str], list[InboxItem]]:
+        """`accept` of messages in the order written, in the caller's transaction."""
+        now = self.clock()
+        senders = sorted({m.sender_id for m in messages})
+        rows = connection.execute(
+            _SQL_BEFORE_ACCEPT, {"now": now, "mids": [m.mid for m in messages], "senders": senders}
+        ).all()
+        stored = {value for kind, value, _, _ in rows if kind == "stored"}
+        fresh = [m for m in messages if m.mid not in stored]
+        if not fresh:
+            return [], []
+        waiting, unclaimed = next((n, u) for kind, _, n, u in rows if kind == "line")
+        if waiting + len(fresh) > self.max_pending:
+            raise InboxFull(f"more than {self.max_pending} messages wait")
+        busy = {value for kind, value, _, _ in rows if kind == "waiting"}
+        claimed: set[str] = set()
+        for m in fresh:
+            # First come, first served: once one waits unclaimed, the later ones wait too.
+            if len(claimed) < claim_up_to and m.sender_id not in busy and not unclaimed:
+                claimed.add(m.mid)
+            else:
+                unclaimed += 1
+            busy.add(m.sender_id)
+        ids = dict(connection.execute(*_insert_messages(fresh, claimed, self, now)).all())
+        stored_now = [m for m in fresh if m.mid in ids]  # not those another writer stored first
+        note_messages_in(connection, {m.sender_id: _moment(m.sent_at_ms, now) for m in stored_now})
+        handoffs = open_handoffs(connection, {m.sender_id for m in stored_now if m.mid in claimed})
+        return [m.mid for m in stored_now], [
+            InboxItem(
+                ids[m.mid],
+                m.mid,
+                m.sender_id,
+                m.sent_at_ms,
+                m.kind,
+                m.text,
+                1,
+                m.sender_id in handoffs,
+            )
+            for m in stored_now
+            if m.mid in claimed
+        ]
 
     def claim(self, limit: int, ids: Iterable[int] | None = None) -> list[InboxItem]:
         with self._transaction() as session:
@@ -537,6 +577,50 @@ def _before(earlier: Any, row: Any, order: tuple[str, ...]) -> Any:
 
 def _count_pending(session: Session, model: Any) -> int:
     return session.scalar(select(func.count()).select_from(model).where(model.status == "pending"))
+
+
+def _insert_messages(
+    messages: list[NewMessage], claimed: set[str], inbox: Inbox, now: datetime
+) -> tuple[Any, dict[str, Any]]:
+    """One INSERT for all `messages` (those in `claimed` leased to `inbox`'s owner) and its
+    parameters; it returns (mid, id) of each row it stored."""
+    params: dict[str, Any] = {"now": now}
+    for i, m in enumerate(messages):
+        claim = m.mid in claimed
+        values = (
+            m.mid,
+            m.sender_id,
+            m.sent_at_ms,
+            m.kind,
+            m.text,
+            1 if claim else 0,
+            inbox.owner if claim else None,
+            now + inbox.lease if claim else None,
+        )
+        params.update(
+            {
+                f"{column}_{i}": value
+                for column, value in zip(_INSERT_MESSAGE_COLUMNS, values, strict=True)
+            }
+        )
+    return _insert_statement(len(messages)), params
+
+
+@lru_cache(maxsize=64)
+def _insert_statement(count: int) -> Any:
+    rows = ", ".join(
+        "("
+        + ", ".join(f":{column}_{i}" for column in _INSERT_MESSAGE_COLUMNS)
+        + ", 'pending', :now)"
+        for i in range(count)
+    )
+    return text(
+        f"INSERT INTO inbox_messages ({', '.join(_INSERT_MESSAGE_COLUMNS)}, status, received_at) "  # noqa: S608 - placeholders
+        f"VALUES {rows} ON CONFLICT (mid) DO NOTHING RETURNING mid, id"
+    ).bindparams(
+        bindparam("now", type_=_TIME),
+        *(bindparam(f"lease_until_{i}", type_=_TIME) for i in range(count)),
+    )
 
 
 def _moment(timestamp_ms: int, fallback: datetime) -> datetime:

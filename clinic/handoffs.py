@@ -18,7 +18,7 @@ from datetime import datetime, timedelta
 from enum import Enum
 from typing import TypeVar
 
-from sqlalchemy import delete, or_, select, text
+from sqlalchemy import bindparam, delete, or_, select, text
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -39,6 +39,9 @@ from clinic.settings import Settings
 CLOCK_SKEW = timedelta(seconds=30)
 T = TypeVar("T")
 _SQL_OPEN = text("SELECT 1 FROM handoffs WHERE sender_id = :sender AND state != 'closed' LIMIT 1")
+_SQL_OPEN_AMONG = text(
+    "SELECT DISTINCT sender_id FROM handoffs WHERE state != 'closed' AND sender_id IN :senders"
+).bindparams(bindparam("senders", expanding=True))
 
 
 class Decision(Enum):
@@ -63,6 +66,13 @@ class HandoffView:
 def handoff_open(connection: Connection, instagram_id: str) -> bool:
     """Whether a hand-off of the patient is open (one plain read: nearly always not)."""
     return connection.execute(_SQL_OPEN, {"sender": instagram_id}).first() is not None
+
+
+def open_handoffs(connection: Connection, instagram_ids: set[str]) -> set[str]:
+    """Which of the patients have an open hand-off (one plain read: nearly always none)."""
+    if not instagram_ids:
+        return set()
+    return set(connection.execute(_SQL_OPEN_AMONG, {"senders": sorted(instagram_ids)}).scalars())
 
 
 def open_row(session: Session, instagram_id: str) -> Handoff | None:

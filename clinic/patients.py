@@ -5,12 +5,14 @@ from __future__ import annotations
 import re
 import unicodedata
 from datetime import datetime
+from functools import lru_cache
 
 import phonenumbers
 from sqlalchemy import bindparam, select, text, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.elements import TextClause
 
 from clinic import audit
 from clinic.booking import cancel_upcoming
@@ -170,6 +172,28 @@ _SQL_NOTE_MESSAGE = text(
 def note_message_in(connection: Session | Connection, instagram_id: str, at: datetime) -> None:
     """`note_message` in the caller's transaction; the time only ever moves forward."""
     connection.execute(_SQL_NOTE_MESSAGE, {"instagram_id": instagram_id, "at": at})
+
+
+def note_messages_in(connection: Session | Connection, latest: dict[str, datetime]) -> None:
+    """`note_message_in` for several patients ({instagram id: time}), in one statement."""
+    if not latest:
+        return
+    params: dict[str, object] = {}
+    for i, (instagram_id, at) in enumerate(latest.items()):
+        params[f"id_{i}"], params[f"at_{i}"] = instagram_id, at
+    connection.execute(_note_messages_statement(len(latest)), params)
+
+
+@lru_cache(maxsize=64)
+def _note_messages_statement(count: int) -> TextClause:
+    at = (
+        "CASE instagram_id " + " ".join(f"WHEN :id_{i} THEN :at_{i}" for i in range(count)) + " END"
+    )
+    ids = ", ".join(f":id_{i}" for i in range(count))
+    return text(
+        f"UPDATE patients SET last_message_at = {at} WHERE instagram_id IN ({ids}) "  # noqa: S608 - placeholders
+        f"AND (last_message_at IS NULL OR last_message_at < {at})"
+    ).bindparams(*(bindparam(f"at_{i}", type_=UTCDateTime()) for i in range(count)))
 
 
 def normalize_name(raw: str) -> str:

@@ -78,7 +78,7 @@ class InstagramChannel:
         self.sender: ReplySender | None = None
         self.worker: InboxWorker | None = None
         self.handoffs: HandoffDesk | None = None
-        self._grouped: GroupCommit[NewMessage, Accepted] | None = None  # SQLite
+        self._grouped: GroupCommit[NewMessage, Accepted] | None = None
         self._converse: Converse | None = None
         self._replay: Replay = never_handled
 
@@ -114,8 +114,8 @@ class InstagramChannel:
             POLL_SECONDS,
             background=[self._poll_outbox],
         )
-        if engine.dialect.name == "sqlite":  # one writer: deliveries waiting for it go together
-            self._grouped = GroupCommit(self._store)
+        # Deliveries that arrive while a commit runs go together into the next one.
+        self._grouped = GroupCommit(self._store)
         self._recover()
 
     def start_turns(self) -> None:
@@ -210,12 +210,7 @@ class InstagramChannel:
             return UNAVAILABLE
         messages = [NewMessage(i.mid, i.sender_id, i.timestamp, i.kind, i.text) for i in incoming]
         try:
-            if self._grouped is not None:
-                accepted = await self._grouped.submit(messages)
-            else:
-                # PostgreSQL commits side by side: one each. Grouped or on threads of their
-                # own, the slowest acks got slower there (docs/benchmarks.md).
-                accepted = await asyncio.to_thread(self._store, messages)
+            accepted = await self._grouped.submit(messages)
         except InboxFull:
             logger.warning("instagram delivery deferred: inbox full")
             return 503, "busy, try again"

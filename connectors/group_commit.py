@@ -1,13 +1,14 @@
 """Group commit: the deliveries that arrive while the inbox's writer is busy are stored
 together in its next commit, on a thread of their own.
 
-On SQLite, twenty webhooks at once used to take twenty commits, each waiting for a thread of
-the default pool and then for SQLite's one writer: at 20 patients most of the ack was that
+Twenty webhooks at once used to take twenty commits, each waiting for a thread of the
+default pool and then, on SQLite, for its one writer: at 20 patients most of the ack was that
 queueing (docs/benchmarks.md). Now a webhook that finds the writer busy waits for it and goes
 into the next commit with every other webhook that came meanwhile: one transaction and one
-flush for all of them, and half the ack's p99. A batch shares its outcome: stored, or the
-error that answers each of its webhooks 503. A webhook that finds the writer idle is
-committed at once, as before.
+flush for all of them. The inbox stores a batch with one statement per step
+(`Inbox.accept`), so on PostgreSQL too a batch costs about what one delivery does. A batch
+shares its outcome: stored, or the error that answers each of its webhooks 503. A webhook
+that finds the writer idle is committed at once, as before.
 """
 
 from __future__ import annotations
