@@ -9,9 +9,11 @@ loopback. Rounds interleave backends, channels and concurrency:
 - turn latency: message in -> reply out, at 1 and 20 concurrent senders (for Instagram: the
   DM at the fake Graph API; for REST: the HTTP answer, which carries the reply: the
   no-overhead floor).
-Each rasa server's CPU time per turn is metered too (and its delivery process's): at 20
-senders the server's one interpreter is the bottleneck, and CPU time is less noisy than
-latency on a shared machine. By default each stack runs two rasa servers, the channel's
+Each rasa server's CPU time per turn is metered too (and its delivery process's, and the
+whole machine's but the benchmark's own: PostgreSQL and the action server included): at 20
+senders the cores are the bottleneck, and CPU time is less noisy than latency on a shared
+machine. Beside the acks, a request the web server answers alone is timed: the floor an ack
+through it cannot go below. By default each stack runs two rasa servers, the channel's
 delivery work in a process beside one and inside the other (INSTAGRAM_DELIVERY_PROCESS=0).
 Run: .venv/bin/python bench/webhook.py [--messages N] [--rounds N] [--without-in-process]
 """
@@ -192,6 +194,16 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def servers_cpu_seconds() -> float:
+    """CPU time the whole machine has used so far, but for this process (the benchmark's
+    clients and the fake Graph API): every server of the stack, PostgreSQL included. The
+    machine is shared, so other work counts too: compare channels within a run."""
+    fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]
+    ticks = [int(field) for field in fields[:8]]
+    busy = sum(ticks) - ticks[3] - ticks[4]  # all but idle and iowait
+    return busy / os.sysconf("SC_CLK_TCK") - time.process_time()
+
+
 class CpuMeter:
     """CPU time per turn of the rasa server and of its delivery process, phase by phase."""
 
@@ -205,9 +217,11 @@ class CpuMeter:
     @contextmanager
     def measure(self, key: tuple, turns: int) -> Iterator[None]:
         before = {name: cpu_seconds(pid) for name, pid in self.pids.items()}
+        servers_before = servers_cpu_seconds()
         yield
         for name, pid in self.pids.items():
             self.used[(*key, name)] += cpu_seconds(pid) - before[name]
+        self.used[(*key, "servers")] += servers_cpu_seconds() - servers_before
         self.turns[key] += turns
 
     def per_turn_ms(self, key: tuple, process: str) -> float:
@@ -325,6 +339,7 @@ def report(acks: dict, turns: dict, meter: CpuMeter, where: tuple, senders: int)
     backend = where[0]
     ig_cpu, rest_cpu = (meter.per_turn_ms((backend, c, senders), "rasa") for c in CHANNELS)
     beside = meter.per_turn_ms((backend, "instagram", senders), "delivery")
+    ig_all, rest_all = (meter.per_turn_ms((backend, c, senders), "servers") for c in CHANNELS)
     floor = acks[(*where, "instagram floor", senders)]
     print(
         f"  {where[1]:>16} | ack p50 {pct(ours, 0.5):5.1f} p99 {pct(ours, 0.99):6.1f}"
@@ -334,7 +349,8 @@ def report(acks: dict, turns: dict, meter: CpuMeter, where: tuple, senders: int)
         f" ratio p50 {statistics.median(ig) / statistics.median(rest):.2f}x"
         f" mean {statistics.mean(ig) / statistics.mean(rest):.2f}x"
         f" | CPU per turn: rasa {ig_cpu:.1f} ms ({ig_cpu / rest_cpu:.2f}x REST's"
-        f" {rest_cpu:.1f}), beside it {beside:.1f} ms"
+        f" {rest_cpu:.1f}), beside it {beside:.1f} ms; all servers {ig_all:.1f} ms"
+        f" ({ig_all / rest_all:.2f}x REST's {rest_all:.1f})"
     )
 
 
