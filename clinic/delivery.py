@@ -31,6 +31,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.elements import TextClause
 
 from clinic.audit import hash_id
 from clinic.db import transaction
@@ -581,7 +582,7 @@ def _count_pending(session: Session, model: Any) -> int:
 
 def _insert_messages(
     messages: list[NewMessage], claimed: set[str], inbox: Inbox, now: datetime
-) -> tuple[Any, dict[str, Any]]:
+) -> tuple[TextClause, dict[str, Any]]:
     """One INSERT for all `messages` (those in `claimed` leased to `inbox`'s owner) and its
     parameters; it returns (mid, id) of each row it stored."""
     params: dict[str, Any] = {"now": now}
@@ -607,7 +608,7 @@ def _insert_messages(
 
 
 @lru_cache(maxsize=64)
-def _insert_statement(count: int) -> Any:
+def _insert_statement(count: int) -> TextClause:
     rows = ", ".join(
         "("
         + ", ".join(f":{column}_{i}" for column in _INSERT_MESSAGE_COLUMNS)

@@ -29,6 +29,7 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -50,6 +51,8 @@ from connectors.rpc import Peer, PeerClosed, RemoteError
 logger = logging.getLogger(__name__)
 
 RESTART_DELAY_SECONDS = 1.0
+MAX_RESTART_DELAY_SECONDS = 30.0
+STABLE_SECONDS = 60.0  # a process that lived this long was not failing as it started
 EXIT_WAIT_SECONDS = 5.0
 _TOKENS = ("INSTAGRAM_VERIFY_TOKEN", "INSTAGRAM_APP_SECRET", "INSTAGRAM_ACCESS_TOKEN")
 _LOG_LEVEL = "DELIVERY_PROCESS_LOG_LEVEL"
@@ -71,6 +74,7 @@ class DeliveryProcess:
         self._turns_started = False
         self._stopping = False
         self._watcher: asyncio.Task | None = None
+        self._started_at = 0.0
 
     async def start(self) -> None:
         """Starts the process and waits until it takes deliveries. On the web server's loop."""
@@ -144,18 +148,21 @@ class DeliveryProcess:
         await self._intake.call("ping")
         if self._turns_started:  # a replacement, once Rasa's agent is loaded
             await self._intake.call("start_turns")
+        self._started_at = time.monotonic()
         logger.info("delivery process started (pid %d)", self._child.pid)
 
     async def _watch(self) -> None:
         """A delivery process that died is replaced; deliveries get 503 meanwhile."""
+        delay = None
         while not self._stopping:
             await self._intake.closed
             if self._stopping:
                 return
             code = await asyncio.to_thread(self._child.wait)
-            logger.error("delivery process exited (code %s); starting a new one", code)
+            delay = restart_delay(delay, time.monotonic() - self._started_at)
+            logger.error("delivery process exited (code %s); a new one in %.0f s", code, delay)
             self._close()
-            await asyncio.sleep(RESTART_DELAY_SECONDS)
+            await asyncio.sleep(delay)
             if self._stopping:  # a server on its way down starts no new one
                 return
             try:
@@ -175,6 +182,15 @@ class DeliveryProcess:
         except subprocess.TimeoutExpired:
             child.kill()
             child.wait()
+
+
+def restart_delay(previous: float | None, lived_seconds: float) -> float:
+    """The wait before a new delivery process: a second after one that ran a while; twice the
+    last wait, up to 30 s, while each dies soon after it started (a process that cannot run
+    would otherwise be started every second for ever, each start logged)."""
+    if previous is None or lived_seconds >= STABLE_SECONDS:
+        return RESTART_DELAY_SECONDS
+    return min(2 * previous, MAX_RESTART_DELAY_SECONDS)
 
 
 class DialogueLoop:

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 import pytest
 
 from clinic.delivery import InboxItem
-from connectors.delivery_process import DeliveryProcess, DialogueLoop
+from connectors.delivery_process import DeliveryProcess, DialogueLoop, restart_delay
 from connectors.fake_graph import FakeGraphApi
 from connectors.rpc import Peer, PeerClosed, RemoteError
 from connectors.simulate import delivery
@@ -33,6 +33,17 @@ async def connected(handlers_a: dict, handlers_b: dict) -> tuple[Peer, Peer]:
     await a.start()
     await b.start()
     return a, b
+
+
+def test_a_process_that_keeps_dying_at_start_is_started_less_and_less_often():
+    delays, previous = [], None
+    for _ in range(7):
+        previous = restart_delay(previous, lived_seconds=0.5)
+        delays.append(previous)
+
+    assert delays == [1, 2, 4, 8, 16, 30, 30]
+    # One that ran a while before it died is replaced a second later, as the first was.
+    assert restart_delay(30, lived_seconds=600) == 1
 
 
 def test_calls_go_both_ways_and_an_error_crosses_as_its_class_only():
