@@ -108,8 +108,15 @@ class ReplySender:
         return self._busy == 0
 
     def poll(self) -> None:
-        """Takes the replies that wait for no one here: due retries, a dead server's."""
-        for item in self._outbox.claim(POLL_LIMIT):
+        """Takes the replies that wait for no one here: due retries, a dead server's. None
+        once stopping: a server on its way down would hold them until their leases ran out."""
+        if self._stopping.is_set():
+            return
+        items = self._outbox.claim(POLL_LIMIT)
+        if self._stopping.is_set():  # stopped meanwhile: given back at once
+            self._outbox.release(item.id for item in items)
+            return
+        for item in items:
             self._submit(_stored_job(item))
 
     def close(self, timeout: float) -> None:

@@ -648,6 +648,21 @@ def test_a_stopping_server_refuses_new_deliveries_and_finishes_its_turns(graph, 
         channel.stop()
 
 
+def test_a_drained_server_leaves_waiting_replies_to_the_others(graph, recorder, sqlite_url):
+    channel = make_channel(graph, recorder, sqlite_url)
+    try:
+        asyncio.run(channel.drain())  # what SIGTERM runs
+        # A reply waiting for any replica (a retry come due, a dead server's).
+        reply = channel.outbox.add("IG_TEST_1", "mid.text.1", 0, {"text": "Hi!"})
+        channel.outbox.release([reply])
+
+        channel.sender.poll()  # what the outbox poller runs until the process exits
+
+        assert rows(sqlite_url, OutboxMessage, OutboxMessage.lease_until.is_not(None)) == 0
+    finally:
+        channel.stop()
+
+
 def test_turns_beyond_the_grace_period_are_left_for_the_next_start(graph, sqlite_url):
     stuck = Recorder(work_seconds=3600)
     channel = make_channel(graph, stuck, sqlite_url, shutdown_grace_seconds=1)
