@@ -35,7 +35,7 @@ from sqlalchemy.sql.elements import TextClause
 
 from clinic.audit import hash_id
 from clinic.db import transaction
-from clinic.handoffs import handoff_open, open_handoffs
+from clinic.handoffs import open_handoffs
 from clinic.models import (
     INBOX_DONE,
     INBOX_FAILED,
@@ -352,7 +352,7 @@ class Inbox(LeasedQueue):
     def claim(self, limit: int, ids: Iterable[int] | None = None) -> list[InboxItem]:
         with self._transaction() as session:
             rows = self._claim(session, limit, ids)
-            connection = session.connection()
+            handoffs = open_handoffs(session.connection(), {r.sender_id for r in rows})
             return [
                 InboxItem(
                     r.id,
@@ -362,7 +362,7 @@ class Inbox(LeasedQueue):
                     r.kind,
                     r.text or "",
                     r.attempts,
-                    handoff_open(connection, r.sender_id),
+                    r.sender_id in handoffs,
                 )
                 for r in rows
             ]

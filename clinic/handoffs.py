@@ -38,7 +38,6 @@ from clinic.settings import Settings
 # How far Meta's clock and ours may disagree: a hand-back seconds after the hand-off counts.
 CLOCK_SKEW = timedelta(seconds=30)
 T = TypeVar("T")
-_SQL_OPEN = text("SELECT 1 FROM handoffs WHERE sender_id = :sender AND state != 'closed' LIMIT 1")
 _SQL_OPEN_AMONG = text(
     "SELECT DISTINCT sender_id FROM handoffs WHERE state != 'closed' AND sender_id IN :senders"
 ).bindparams(bindparam("senders", expanding=True))
@@ -61,11 +60,6 @@ class HandoffView:
     opened_at: datetime
     staff_at: datetime | None
     closed_at: datetime | None
-
-
-def handoff_open(connection: Connection, instagram_id: str) -> bool:
-    """Whether a hand-off of the patient is open (one plain read: nearly always not)."""
-    return connection.execute(_SQL_OPEN, {"sender": instagram_id}).first() is not None
 
 
 def open_handoffs(connection: Connection, instagram_ids: set[str]) -> set[str]:
@@ -181,7 +175,7 @@ class HandoffDesk:
     def decide(self, instagram_id: str) -> Decision:
         # On every message's path: one plain read when nothing is open (nearly always).
         with self._engine.connect() as connection:
-            if not handoff_open(connection, instagram_id):
+            if instagram_id not in open_handoffs(connection, {instagram_id}):
                 return Decision.ANSWER
         with transaction(self._engine) as session:
             return decide(session, instagram_id, self._clock(), self._timeout, self._pause)

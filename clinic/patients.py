@@ -159,23 +159,13 @@ def withdraw_in(session: Session, clinic: Clinic, patient: Patient) -> list[Appo
 def note_message(clinic: Clinic, instagram_id: str, at: datetime | None = None) -> None:
     """Remembers when a known patient last wrote (it opens Instagram's 24-hour window)."""
     with transaction(clinic.engine) as session:
-        note_message_in(session, instagram_id, at or clinic.now())
-
-
-# Run on every message the channel stores, so written out once.
-_SQL_NOTE_MESSAGE = text(
-    "UPDATE patients SET last_message_at = :at WHERE instagram_id = :instagram_id "
-    "AND (last_message_at IS NULL OR last_message_at < :at)"
-).bindparams(bindparam("at", type_=UTCDateTime()))
-
-
-def note_message_in(connection: Session | Connection, instagram_id: str, at: datetime) -> None:
-    """`note_message` in the caller's transaction; the time only ever moves forward."""
-    connection.execute(_SQL_NOTE_MESSAGE, {"instagram_id": instagram_id, "at": at})
+        note_messages_in(session, {instagram_id: at or clinic.now()})
 
 
 def note_messages_in(connection: Session | Connection, latest: dict[str, datetime]) -> None:
-    """`note_message_in` for several patients ({instagram id: time}), in one statement."""
+    """`note_message` for several patients ({instagram id: time}) in the caller's
+    transaction, in one statement (the channel's intake runs it); the time only ever moves
+    forward."""
     if not latest:
         return
     params: dict[str, object] = {}

@@ -37,13 +37,19 @@ async def started(store: Store, group: GroupCommit, items: list[str]) -> asyncio
     return task
 
 
+async def first_commit_running(store: Store, **options) -> tuple[GroupCommit, asyncio.Task]:
+    """A group whose first commit, of "a", holds the writer until `store.release`."""
+    group = GroupCommit(store.commit, **options)
+    first = await started(store, group, ["a"])
+    assert await asyncio.to_thread(store.first_started.wait, 10)
+    return group, first
+
+
 def test_webhooks_arriving_during_a_commit_share_the_next_one():
     store = Store()
 
     async def scenario() -> None:
-        group = GroupCommit(store.commit)
-        first = await started(store, group, ["a"])
-        assert await asyncio.to_thread(store.first_started.wait, 10)
+        group, first = await first_commit_running(store)
         waiting = [await started(store, group, [m]) for m in ("b", "c")]
         waiting.append(await started(store, group, ["d", "e"]))  # a delivery of two
         store.release.set()
@@ -60,9 +66,7 @@ def test_a_failed_commit_fails_each_webhook_of_its_batch_only():
     store = Store(fail_on="b")
 
     async def scenario() -> None:
-        group = GroupCommit(store.commit)
-        first = await started(store, group, ["a"])
-        assert await asyncio.to_thread(store.first_started.wait, 10)
+        group, first = await first_commit_running(store)
         failing = [await started(store, group, [m]) for m in ("b", "c")]
         store.release.set()
         assert await first == ["a"]
@@ -80,9 +84,7 @@ def test_a_webhook_whose_client_went_away_leaves_the_others_answered():
     store = Store()
 
     async def scenario() -> None:
-        group = GroupCommit(store.commit)
-        first = await started(store, group, ["a"])
-        assert await asyncio.to_thread(store.first_started.wait, 10)
+        group, first = await first_commit_running(store)
         gone = await started(store, group, ["b"])
         stays = await started(store, group, ["c"])
         gone.cancel()
@@ -98,9 +100,7 @@ def test_batches_are_bounded():
     store = Store()
 
     async def scenario() -> None:
-        group = GroupCommit(store.commit, max_batch=2)
-        first = await started(store, group, ["a"])
-        assert await asyncio.to_thread(store.first_started.wait, 10)
+        group, first = await first_commit_running(store, max_batch=2)
         rest = [await started(store, group, [m]) for m in "bcde"]
         store.release.set()
         await first
