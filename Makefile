@@ -14,7 +14,7 @@ PYTHON310 = $(shell scripts/find-python310)
 export RASA_TELEMETRY_ENABLED ?= false
 export PYTHONPATH := $(CURDIR)
 
-.PHONY: help setup migrate db run serve simulate train test lint bench clean
+.PHONY: help setup migrate db run serve simulate train test lint bench screenshots clean
 
 help:
 	@echo "make run    set up, train if needed, start the action server and rasa shell"
@@ -23,6 +23,7 @@ help:
 	@echo "make simulate  chat as an Instagram user through the real channel and a fake Graph API"
 	@echo "make train  train the model if data, domain or config changed"
 	@echo "make bench  run the benchmarks under bench/"
+	@echo "make screenshots  retake the staff console's screenshots in docs/console/"
 	@echo "make lint   ruff"
 
 setup: $(VENV)/.installed
@@ -83,6 +84,10 @@ test: setup
 	wait $$stories; stories=$$?; cat results/stories.log; \
 	echo "test stories: $$([ $$stories -eq 0 ] && echo passed || echo FAILED)"; \
 	[ $$tests -eq 0 ] && [ $$stories -eq 0 ]
+
+# The browser tests take them; this keeps the ones the README shows.
+screenshots: setup $(MODEL)
+	CONSOLE_SCREENSHOTS=$(CURDIR)/docs/console $(BIN)/pytest tests/test_console_browser.py -q
 
 bench: setup $(MODEL)
 	@for script in bench/[!_]*.py; do echo "== $$script"; $(PY) $$script || exit 1; done

@@ -27,8 +27,8 @@ from clinic.booking import (
 )
 from clinic.context import Clinic
 from clinic.db import create_database_engine, transaction
-from clinic.delivery import forget_sender
-from clinic.doctors import bookable_doctors
+from clinic.doctors import active_doctors, bookable_doctors
+from clinic.erasure import erase_in
 from clinic.errors import AppointmentNotFoundError, NotConsentedError
 from clinic.models import Appointment, Doctor, Patient, utc_now
 from clinic.patients import (
@@ -39,7 +39,6 @@ from clinic.patients import (
     normalize_phone,
     patient_by_instagram_id,
     update_details,
-    withdraw_in,
 )
 from clinic.preferences import TimeOfDay
 from clinic.profile import Profile, ProfileError, VisitType, load_profile
@@ -206,11 +205,7 @@ class ClinicApp:
             patient = patient_by_instagram_id(session, instagram_id)
             if patient is None:
                 return None
-            cancelled = withdraw_in(session, self.clinic, patient)
-            hashed = audit.hash_id(instagram_id, self.settings.id_hash_key)
-            forget_sender(session, instagram_id, hashed)
-            handoffs.forget(session, instagram_id, hashed)
-            return cancelled
+            return erase_in(session, self.clinic, patient)
 
     def request_handoff(self, instagram_id: str) -> None:
         """The patient asked for a person: the bot keeps quiet for them until staff hand
@@ -236,6 +231,11 @@ class ClinicApp:
         """The doctors patients can book with (DEFAULT_DOCTOR_ID alone, when it is set)."""
         with transaction(self.clinic.engine) as session:
             return [self._view(d) for d in bookable_doctors(session, self.settings)]
+
+    def active_doctors(self) -> list[DoctorView]:
+        """Every active doctor, whatever DEFAULT_DOCTOR_ID says (the front desk books them all)."""
+        with transaction(self.clinic.engine) as session:
+            return [self._view(d) for d in active_doctors(session)]
 
     def visit_types(self) -> list[VisitType]:
         """The visit types some bookable doctor offers, in the profile's order."""

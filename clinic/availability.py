@@ -66,11 +66,17 @@ def days_with_slots(
 
 
 def slots_in_session(
-    session: Session, clinic: Clinic, doctor: Doctor, day: date, minutes: int | None = None
+    session: Session,
+    clinic: Clinic,
+    doctor: Doctor,
+    day: date,
+    minutes: int | None = None,
+    ignore: int | None = None,
 ) -> list[datetime]:
-    """`available_slots` inside a caller's transaction (booking checks with it)."""
+    """`available_slots` inside a caller's transaction (booking checks with it); `ignore`:
+    an appointment about to move, whose own time counts as free."""
     zone = ZoneInfo(doctor.timezone)
-    busy = busy_intervals(session, doctor.id, day_bounds(day, zone))
+    busy = busy_intervals(session, doctor.id, day_bounds(day, zone), ignore)
     return _free(clinic, doctor, day, weekly_hours(session, doctor.id), busy, minutes)
 
 
@@ -93,14 +99,18 @@ def weekly_hours(session: Session, doctor_id: int) -> dict[int, list[tuple]]:
     return hours
 
 
-def busy_intervals(session: Session, doctor_id: int, window: Interval) -> list[Interval]:
-    """Active appointments and blocks (the doctor's and clinic-wide) inside `window`."""
+def busy_intervals(
+    session: Session, doctor_id: int, window: Interval, ignore: int | None = None
+) -> list[Interval]:
+    """Active appointments (but `ignore`) and blocks (the doctor's and clinic-wide) inside
+    `window`."""
     appointments = session.execute(
         select(Appointment.start_at, Appointment.end_at).where(
             Appointment.doctor_id == doctor_id,
             Appointment.status == BOOKED,
             Appointment.start_at >= window.start - MAX_APPOINTMENT_LENGTH,
             Appointment.start_at < window.end,
+            Appointment.id != (ignore or 0),
         )
     )
     blocks = session.execute(

@@ -22,7 +22,7 @@ from clinic.errors import (
     SlotTakenError,
     SlotUnavailableError,
 )
-from clinic.models import BOOKED, CANCELLED, Appointment, Patient
+from clinic.models import BOOKED, CANCELLED, SOURCE_INSTAGRAM, Appointment, Patient
 from clinic.profile import VisitType
 
 logger = logging.getLogger(__name__)
@@ -52,9 +52,15 @@ def reschedule(
 
 
 def reschedule_in(
-    session: Session, clinic: Clinic, appointment_id: int, patient_id: int, new_start: datetime
+    session: Session,
+    clinic: Clinic,
+    appointment_id: int,
+    patient_id: int,
+    new_start: datetime,
+    staff_id: int | None = None,
 ) -> Appointment:
-    """`reschedule` inside the caller's transaction (wrap it in `conflicts_as_slot_taken`)."""
+    """`reschedule` inside the caller's transaction (wrap it in `conflicts_as_slot_taken`);
+    the visit keeps its type, length and where it was booked. `staff_id`: who moved it."""
     held = held_appointment(session, patient_id, new_start)
     if (
         held is not None
@@ -63,11 +69,20 @@ def reschedule_in(
     ):
         return held  # moved already (a turn re-run after a crash)
     old = own_active_appointment(session, appointment_id, patient_id)
-    mark_cancelled(session, clinic, old)
+    mark_cancelled(session, clinic, old, staff_id)
     session.flush()
-    visit = _same_visit(old)
-    appointment = insert_booking(session, clinic, old.doctor_id, patient_id, new_start, visit)
+    appointment = insert_booking(
+        session,
+        clinic,
+        old.doctor_id,
+        patient_id,
+        new_start,
+        _same_visit(old),
+        source=old.source,
+        staff_id=staff_id,
+    )
     appointment.visit_type = old.visit_type
+    appointment.booked_by_staff_id = old.booked_by_staff_id
     return appointment
 
 
@@ -126,8 +141,12 @@ def insert_booking(
     patient_id: int,
     start: datetime,
     visit: VisitType | None = None,
+    *,
+    source: str = SOURCE_INSTAGRAM,
+    staff_id: int | None = None,
 ) -> Appointment:
-    """Books `start` for a `visit` (its length; by default one of the doctor's slots)."""
+    """Books `start` for a `visit` (its length; by default one of the doctor's slots),
+    booked where `source` says (by staff member `staff_id`, at the desk)."""
     if start.tzinfo is None:
         raise SlotUnavailableError("the start time has no time zone")
     doctor = load_doctor(session, doctor_id)
@@ -152,6 +171,8 @@ def insert_booking(
         end_at=start + slot_length,
         status=BOOKED,
         visit_type=visit.key if visit else None,
+        source=source,
+        booked_by_staff_id=staff_id,
         created_at=clinic.now(),
     )
     session.add(appointment)
@@ -162,6 +183,8 @@ def insert_booking(
         appointment_id=appointment.id,
         patient_id=patient_id,
         doctor_id=doctor_id,
+        staff_id=staff_id,
+        source=source,
     )
     return appointment
 
@@ -210,7 +233,10 @@ def own_active_appointment(session: Session, appointment_id: int, patient_id: in
     return appointment
 
 
-def mark_cancelled(session: Session, clinic: Clinic, appointment: Appointment) -> None:
+def mark_cancelled(
+    session: Session, clinic: Clinic, appointment: Appointment, staff_id: int | None = None
+) -> None:
+    """Cancels in the caller's transaction (`staff_id`: the staff member who did)."""
     appointment.status = CANCELLED
     appointment.cancelled_at = clinic.now()
     audit.record(
@@ -219,6 +245,7 @@ def mark_cancelled(session: Session, clinic: Clinic, appointment: Appointment) -
         appointment_id=appointment.id,
         patient_id=appointment.patient_id,
         doctor_id=appointment.doctor_id,
+        staff_id=staff_id,
     )
 
 

@@ -21,6 +21,8 @@ SQLITE_BUSY_TIMEOUT_SECONDS = 30
 def create_database_engine(url: str, **options) -> Engine:
     """A SQLAlchemy 2.0-style engine; SQLite gets WAL, foreign keys and a busy timeout."""
     parsed = make_url(url)
+    # An error's message never quotes a statement's values (a name, a phone number).
+    options.setdefault("hide_parameters", True)
     if parsed.get_backend_name() != "sqlite":
         return create_engine(url, pool_pre_ping=True, **options)
     if parsed.database and parsed.database != ":memory:":

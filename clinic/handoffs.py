@@ -31,6 +31,7 @@ from clinic.models import (
     HANDOFF_WITH_STAFF,
     Handoff,
     OwnMessage,
+    Patient,
     utc_now,
 )
 from clinic.settings import Settings
@@ -120,21 +121,86 @@ def control_returned(session: Session, instagram_id: str, at: datetime) -> bool:
 def decide(
     session: Session, instagram_id: str, now: datetime, timeout: timedelta, pause: timedelta
 ) -> Decision:
-    """Whether the bot answers the patient's message now; closes a hand-off that ran out."""
+    """Whether the bot answers the patient's message now; closes a hand-off that ran out
+    or that staff gave back from the console."""
     row = open_row(session, instagram_id)
     if row is None:
         return Decision.ANSWER
     if holds(row, now, timeout, pause):
         return Decision.STAY_SILENT
-    _close(row, now, "timeout")
+    _close(row, now, "given back" if _given_back(row) else "timeout")
     return Decision.TAKE_BACK_AND_ANSWER if row.control_passed else Decision.ANSWER
 
 
 def holds(row: Handoff, now: datetime, timeout: timedelta, pause: timedelta) -> bool:
-    """An open hand-off still keeps the bot quiet at `now`."""
+    """An open hand-off still keeps the bot quiet at `now`: until staff give it back,
+    unless they write to the patient again after that."""
+    if _given_back(row):
+        return False
     passed_holds = bool(row.control_passed) and now < row.opened_at + timeout
     staff_holds = row.staff_at is not None and now < row.staff_at + pause
     return passed_holds or staff_holds
+
+
+def _given_back(row: Handoff) -> bool:
+    return row.given_back_at is not None and (
+        row.staff_at is None or row.staff_at <= row.given_back_at
+    )
+
+
+def give_back(session: Session, handoff_id: int, now: datetime) -> bool:
+    """Staff give the conversation back to the bot from the console, as the Instagram
+    inbox's hand-back does: the bot answers the patient's next message (and takes thread
+    control back first when it had passed it). False when it is not open."""
+    row = session.get(Handoff, handoff_id, with_for_update=True)
+    if row is None or row.state == HANDOFF_CLOSED:
+        return False
+    row.given_back_at = now
+    return True
+
+
+@dataclass(frozen=True)
+class OpenHandoff:
+    """A conversation staff have, for the console: the patient when they are on file."""
+
+    id: int
+    ref: str
+    state: str  # waiting, with_staff, or "given back" (the bot answers the next message)
+    opened_at: datetime
+    staff_at: datetime | None
+    patient_id: int | None
+    patient_name: str
+
+
+def open_for_staff(
+    session: Session, now: datetime, timeout: timedelta, pause: timedelta
+) -> list[OpenHandoff]:
+    """The hand-offs that keep the bot quiet now, or were given back and wait for the
+    patient's next message; the longest waiting first."""
+    rows = session.execute(
+        select(Handoff, Patient.id, Patient.name)
+        .outerjoin(Patient, Patient.instagram_id == Handoff.sender_id)
+        .where(Handoff.state != HANDOFF_CLOSED)
+        .order_by(Handoff.opened_at)
+    ).all()
+    found = []
+    for row, patient_id, name in rows:
+        given_back = _given_back(row)
+        if not given_back and not holds(row, now, timeout, pause):
+            continue
+        state = "given back" if given_back else row.state
+        found.append(
+            OpenHandoff(
+                row.id,
+                row.sender_hash[:8],
+                state,
+                row.opened_at,
+                row.staff_at,
+                patient_id,
+                name or "",
+            )
+        )
+    return found
 
 
 def listing(

@@ -31,6 +31,12 @@ CANCELLED = "cancelled"
 CONSENT_GRANTED = "granted"
 CONSENT_WITHDRAWN = "withdrawn"
 
+# Where an appointment was booked, and how consent was given.
+SOURCE_INSTAGRAM = "instagram"
+SOURCE_PHONE = "phone"
+SOURCE_WALK_IN = "walk_in"
+SOURCES = (SOURCE_INSTAGRAM, SOURCE_PHONE, SOURCE_WALK_IN)
+
 
 class UTCDateTime(TypeDecorator):
     """A timestamp that only accepts aware datetimes and returns aware UTC ones.
@@ -118,16 +124,19 @@ class Patient(Base):
     __tablename__ = "patients"
 
     id = Column(Integer, primary_key=True)
-    instagram_id = Column(String(64), nullable=False, unique=True)
+    # None for a patient the front desk booked by phone, who never wrote on Instagram.
+    instagram_id = Column(String(64), nullable=True, unique=True)
     name = Column(String(100), nullable=True)
     phone = Column(String(20), nullable=True)
     consent_status = Column(String(16), nullable=False)
     consent_at = Column(UTCDateTime, nullable=True)
+    consent_via = Column(String(16), nullable=True)  # SOURCE_INSTAGRAM or SOURCE_PHONE
+    consent_staff_id = Column(Integer, nullable=True)  # who took consent by phone
     last_message_at = Column(UTCDateTime, nullable=True)
     created_at = Column(UTCDateTime, nullable=False, default=utc_now)
 
     # An erased patient's id is never given to anyone else.
-    __table_args__ = {"sqlite_autoincrement": True}
+    __table_args__ = (Index("ix_patients_phone", "phone"), {"sqlite_autoincrement": True})
 
     @property
     def has_consented(self) -> bool:
@@ -149,6 +158,10 @@ class Appointment(Base):
     end_at = Column(UTCDateTime, nullable=False)
     status = Column(String(16), nullable=False, default=BOOKED)
     visit_type = Column(String(64), nullable=True)  # a key of the profile's visit types
+    source = Column(
+        String(16), nullable=False, default=SOURCE_INSTAGRAM, server_default=SOURCE_INSTAGRAM
+    )
+    booked_by_staff_id = Column(Integer, nullable=True)  # the front desk's bookings
     notes = Column(Text, nullable=False, default="")
     created_at = Column(UTCDateTime, nullable=False, default=utc_now)
     cancelled_at = Column(UTCDateTime, nullable=True)
@@ -181,6 +194,7 @@ class AuditEvent(Base):
     patient_id = Column(Integer, nullable=True)
     doctor_id = Column(Integer, nullable=True)
     recipient_hash = Column(String(64), nullable=True)
+    staff_id = Column(Integer, nullable=True)  # the staff member who acted, if one did
     details = Column("metadata", JSON, nullable=False, default=dict)
     created_at = Column(UTCDateTime, nullable=False, default=utc_now)
 
@@ -299,7 +313,8 @@ class Handoff(Base):
     opened_at = Column(UTCDateTime, nullable=False)
     staff_at = Column(UTCDateTime, nullable=True)  # staff's latest message
     closed_at = Column(UTCDateTime, nullable=True)
-    close_reason = Column(String(16), nullable=True)  # "returned" or "timeout"
+    close_reason = Column(String(16), nullable=True)  # "returned", "given back" or "timeout"
+    given_back_at = Column(UTCDateTime, nullable=True)  # staff gave it back from the console
 
     __table_args__ = (
         # One open hand-off per patient: a closed one's sender_id is NULL.
@@ -316,3 +331,54 @@ class OwnMessage(Base):
 
     mid = Column(String(255), primary_key=True)
     sent_at = Column(UTCDateTime, nullable=False)
+
+
+ROLE_ADMIN = "admin"  # manages staff and the clinic's settings, and runs the day
+ROLE_DESK = "desk"  # runs the day: bookings, cancellations, blocks, hand-offs
+ROLES = (ROLE_ADMIN, ROLE_DESK)
+
+
+class Staff(Base):
+    """A person at the clinic who signs in to the console. Passwords are Argon2 hashes; a
+    one-time sign-in link is kept only as a hash until it is used or runs out."""
+
+    __tablename__ = "staff"
+
+    id = Column(Integer, primary_key=True)
+    email = Column(String(254), nullable=False, unique=True)  # lower case
+    role = Column(String(16), nullable=False)
+    password_hash = Column(String(255), nullable=True)  # None until the link is used
+    active = Column(Integer, nullable=False, default=1, server_default=text("1"))
+    failed_sign_ins = Column(Integer, nullable=False, default=0, server_default=text("0"))
+    locked_until = Column(UTCDateTime, nullable=True)
+    link_hash = Column(String(64), nullable=True)
+    link_expires_at = Column(UTCDateTime, nullable=True)
+    created_at = Column(UTCDateTime, nullable=False, default=utc_now)
+    last_sign_in_at = Column(UTCDateTime, nullable=True)
+
+    __table_args__ = (
+        CheckConstraint("role IN ('admin', 'desk')", name="ck_staff_role"),
+        Index("ux_staff_link", "link_hash", unique=True),
+    )
+
+
+NOTICE_DM = "instagram"  # a DM through the outbox
+NOTICE_CALL = "call"  # no channel reaches the patient: staff must call
+
+
+class StaffNotice(Base):
+    """What a patient was told, or must be told, of a change the clinic made to their
+    visit (cancelled or moved from the console)."""
+
+    __tablename__ = "staff_notices"
+
+    id = Column(Integer, primary_key=True)
+    appointment_id = Column(Integer, ForeignKey("appointments.id"), nullable=False)
+    change = Column(String(16), nullable=False)  # "cancelled" or "moved"
+    channel = Column(String(16), nullable=False)  # NOTICE_DM or NOTICE_CALL
+    outbox_key = Column(String(255), nullable=True)  # the DM's outbox row
+    staff_id = Column(Integer, nullable=True)
+    created_at = Column(UTCDateTime, nullable=False, default=utc_now)
+    done_at = Column(UTCDateTime, nullable=True)  # the call was made
+
+    __table_args__ = (Index("ix_staff_notices_appointment", "appointment_id"),)

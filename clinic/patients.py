@@ -149,7 +149,9 @@ def withdraw_in(session: Session, clinic: Clinic, patient: Patient) -> list[Appo
         session,
         audit.CONSENT_WITHDRAWN,
         patient_id=patient.id,
-        recipient_hash=audit.hash_id(instagram_id, clinic.settings.id_hash_key),
+        recipient_hash=audit.hash_id(instagram_id, clinic.settings.id_hash_key)
+        if instagram_id
+        else None,
         cancelled_appointments=len(cancelled),
     )
     session.delete(patient)
@@ -217,3 +219,18 @@ def normalize_phone(raw: str, region: str) -> str:
             raise PhoneNeedsAreaCodeError("the number has no area code")
         raise InvalidPhoneError("not a valid phone number")
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+@lru_cache(maxsize=10_000)  # a page of the week shows hundreds, the same ones again and again
+def display_phone(e164: str, region: str) -> str:
+    """A stored number as people read it: "(202) 555-0143" in the clinic's own region,
+    "+44 20 7946 0958" from elsewhere; anything unreadable as it is."""
+    try:
+        number = phonenumbers.parse(e164, region)
+    except phonenumbers.NumberParseException:
+        return e164
+    same_region = phonenumbers.region_code_for_number(number) == region
+    style = phonenumbers.PhoneNumberFormat
+    return phonenumbers.format_number(
+        number, style.NATIONAL if same_region else style.INTERNATIONAL
+    )

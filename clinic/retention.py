@@ -25,6 +25,9 @@ _IDLE_CONVERSATIONS = text(
 )
 
 
+_ONE_CONVERSATION = text("DELETE FROM events WHERE sender_id = :sender")
+
+
 @dataclass(frozen=True)
 class Purged:
     events: int
@@ -62,3 +65,9 @@ def purge(clinic: Clinic, tracker_engine: Engine | None) -> Purged:
                 _IDLE_CONVERSATIONS, {"cutoff": cutoff.timestamp()}
             ).rowcount
     return Purged(events, messages, replies, handoffs)
+
+
+def forget_conversation(tracker_engine: Engine, sender_id: str) -> int:
+    """Deletes one conversation from Rasa's SQL tracker store (an erasure); its events."""
+    with tracker_engine.begin() as connection:
+        return connection.execute(_ONE_CONVERSATION, {"sender": sender_id}).rowcount

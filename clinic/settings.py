@@ -45,6 +45,13 @@ def _hours(raw: str) -> timedelta:
     return timedelta(hours=_whole(raw, minimum=1))
 
 
+def _idle_minutes(raw: str) -> timedelta:
+    minutes = float(raw)
+    if not minutes > 0:
+        raise ValueError("must be more than 0")
+    return timedelta(minutes=minutes)
+
+
 def _whole(raw: str, minimum: int = 1) -> int:
     value = int(raw)
     if value < minimum:
@@ -137,6 +144,28 @@ class Settings:
     )
     fake_graph_port: int = _variable(
         "FAKE_GRAPH_PORT", 8765, "port of the fake Graph API of `make simulate`", _whole
+    )
+    # The staff console
+    console_host: str = _variable(
+        "CONSOLE_HOST", "127.0.0.1", "address the staff console listens on"
+    )
+    console_port: int = _variable("CONSOLE_PORT", 8000, "port of the staff console", _whole)
+    console_url: str | None = _variable(
+        "CONSOLE_URL",
+        None,
+        "where staff reach the console, for sign-in links (default: http://host:port); "
+        "https:// marks session cookies Secure",
+    )
+    console_secret_key: str | None = _variable(
+        "CONSOLE_SECRET_KEY",
+        None,
+        "signs the console's sessions (default: a random key kept in var/console-secret-key)",
+    )
+    console_idle: timedelta = _variable(
+        "CONSOLE_IDLE_MINUTES",
+        timedelta(hours=8),
+        "a console session ends after this long without a request",
+        _idle_minutes,
     )
     # The Instagram channel
     instagram_verify_token: str | None = _variable(
@@ -244,6 +273,9 @@ class Settings:
         if self.action_server_url is None:
             url = f"http://localhost:{self.action_server_port}/webhook"
             object.__setattr__(self, "action_server_url", url)
+        if self.console_url is None:
+            url = f"http://{self.console_host}:{self.console_port}"
+            object.__setattr__(self, "console_url", url)
         if self.replica_id is None:
             object.__setattr__(self, "replica_id", f"{socket.gethostname()}:{self.rasa_port}")
 
@@ -310,7 +342,7 @@ def value_of(settings: Settings, name: str) -> str:
         return "1" if value else "0"
     if isinstance(value, timedelta):
         unit = timedelta(hours=1) if name.endswith("_HOURS") else timedelta(minutes=1)
-        return str(int(value / unit))
+        return f"{value / unit:g}"
     return str(value)
 
 

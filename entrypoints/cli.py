@@ -39,6 +39,7 @@ from clinic.slots import day_bounds
 from clinic.templates import WEEKDAYS, TemplateError, format_when, templates_for
 from connectors.graph_api import GraphApiClient
 from connectors.reminder_sender import graph_sender
+from entrypoints import console_cli
 
 # Name, working hours (weekday, opens, closes), the visit types offered (by their place in
 # the profile: 0 is the first).
@@ -157,6 +158,7 @@ def _parser() -> argparse.ArgumentParser:
     calendar.add_argument("doctor_id", type=int)
     calendar.add_argument("--days-back", type=_positive_int, default=30)
     calendar.set_defaults(handler=print_calendar)
+    console_cli.add_commands(commands)
     return parser
 
 
@@ -342,7 +344,7 @@ def print_settings(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _shown(name: str, value: str) -> str:
-    if value and name.endswith(("_TOKEN", "_SECRET", "_HASH_KEY")):
+    if value and name.endswith(("_TOKEN", "_SECRET", "_KEY")):
         return "(set)"
     if value and name.endswith("_URL") and "@" in value:
         return make_url(value).render_as_string(hide_password=True)

@@ -19,7 +19,7 @@ from tests.databases import temporary_postgres_database
 
 TABLES = (
     "notifications, audit_events, appointments, blocked_times, working_hours, patients, doctors, "
-    "inbox_messages, outbox_messages, handoffs, own_messages"
+    "inbox_messages, outbox_messages, handoffs, own_messages, staff, staff_notices"
 )
 
 # Nothing listens on port 9: connecting fails at once, like a database outage.

@@ -17,9 +17,12 @@ class InstagramPatient:
     def messages(self) -> list[dict]:
         return [b["message"] for b in self.graph.messages_to(self.sender_id) if "message" in b]
 
-    def say(self, text: str, payload: str | None = None, replies: int = 1) -> list[dict]:
-        """Sends a message (or taps a quick reply) and waits for `replies` answers."""
-        body = delivery(self.sender_id, text, quick_reply_payload=payload)
+    def say(
+        self, text: str, payload: str | None = None, replies: int = 1, standby: bool = False
+    ) -> list[dict]:
+        """Sends a message (or taps a quick reply; on the standby channel, as Meta does
+        while another app holds the conversation) and waits for `replies` answers."""
+        body = delivery(self.sender_id, text, quick_reply_payload=payload, standby=standby)
         assert post_delivery(self.rasa_url, body, self.app_secret) == 200
         expected = self.read + replies
         assert wait_until(lambda: len(self.messages()) >= expected, 60), self.messages()

@@ -122,6 +122,18 @@ class Stack:
             _wait(lambda: _model_loaded(url), 240, f"model on {port}", process)
         return url
 
+    def start_console(self, port: int | None = None, **env: str) -> str:
+        """`python -m clinic console` on `port`; its URL once the sign-in page answers."""
+        port = port or free_port()
+        url = f"http://127.0.0.1:{port}"
+        process = self._start(
+            f"console-{port}",
+            [str(BIN / "python"), "-m", "clinic", "console"],
+            {"CONSOLE_PORT": str(port), "CONSOLE_URL": url, **env},
+        )
+        _wait(lambda: answers(f"{url}/sign-in"), 60, f"console on {port}", process)
+        return url
+
     def _start(self, name: str, command: list[str], env: dict | None = None) -> Process:
         log_path = self.log_dir / f"{name}.log"
         with open(log_path, "ab") as log:  # a restarted server writes on after its first life
@@ -174,6 +186,7 @@ def stack_environment(database_url: str, **extra: str) -> dict[str, str]:
         PYTHONPATH=f"{ROOT / 'startup'}:{ROOT}",  # as scripts/startup-env starts servers
         LOG_LEVEL=os.environ.get("TEST_LOG_LEVEL", "INFO"),
         ACTION_SERVER_TOKEN=secrets.token_urlsafe(32),
+        CONSOLE_SECRET_KEY=secrets.token_urlsafe(32),
     )
     env.update(extra)
     return env

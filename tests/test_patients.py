@@ -161,3 +161,11 @@ def test_audit_rows_and_logs_never_hold_names_phones_or_instagram_ids(any_clinic
         for secret in (TEST_NAME, TEST_PHONE, "IG_PRIVATE_77"):
             assert secret not in text
     assert f"appointment={appointment.id}" in caplog.text
+
+
+def test_phones_read_as_people_write_them():
+    from clinic.patients import display_phone
+
+    assert display_phone("+12025550143", "US") == "(202) 555-0143"
+    assert display_phone("+442079460958", "US") == "+44 20 7946 0958"
+    assert display_phone("not a number", "US") == "not a number"

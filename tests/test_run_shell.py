@@ -79,10 +79,12 @@ def terminal(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[
     action_port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("INSTAGRAM_")}
     env.pop("ACTION_SERVER_URL", None)
+    env.pop("CONSOLE_URL", None)
     env.update(
         DATABASE_URL=database_url,
         ACTION_SERVER_PORT=str(action_port),
         RASA_PORT=str(free_port()),
+        CONSOLE_PORT=str(free_port()),
     )
     term = Terminal(env)
     yield term, action_port
@@ -95,8 +97,13 @@ def test_shell_answers_hi_and_its_action_server_stops_with_it(terminal, leave):
     term.start("scripts/run-shell")
     assert term.wait_for("Your input", timeout=180), term.screen()
     assert answers(f"http://127.0.0.1:{action_port}/health")
+    console = f"http://127.0.0.1:{term.env['CONSOLE_PORT']}"
+    assert f"Staff console: {console}/" in term.screen()
+    assert f"{console}/welcome/" in term.screen()  # the first admin's sign-in link
+    assert answers(f"{console}/sign-in")
     term.type("hi", "Enter")
     assert term.wait_for("I'm the clinic's booking assistant", timeout=30), term.screen()
     term.type(*leave)
     assert term.wait_for("SHELL-EXITED", timeout=30), term.screen()
     assert wait_until(lambda: not answers(f"http://127.0.0.1:{action_port}/health"), 10)
+    assert wait_until(lambda: not answers(f"{console}/sign-in"), 10)
