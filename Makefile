@@ -87,7 +87,8 @@ test: setup
 
 # The browser tests take them; this keeps the ones the README shows.
 screenshots: setup $(MODEL)
-	CONSOLE_SCREENSHOTS=$(CURDIR)/docs/console $(BIN)/pytest tests/test_console_browser.py -q
+	CONSOLE_SCREENSHOTS=$(CURDIR)/docs/console $(BIN)/pytest tests/test_console_browser.py \
+		tests/test_console_setup_browser.py -q
 
 bench: setup $(MODEL)
 	@for script in bench/[!_]*.py; do echo "== $$script"; $(PY) $$script || exit 1; done

@@ -376,7 +376,8 @@ class ActionAskVisitType(ClinicAction):
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> list[dict[str, Any]]:
         visits = await self.core(self.app.visit_types)
-        options = [(f"{v.name} {v.price}", v.key) for v in visits]
+        profile = self.app.profile
+        options = [(f"{v.name} {profile.price_of(v)}", v.key) for v in visits]
         dispatcher.utter_message(
             text=self.texts.render("ask_visit_type"), buttons=quick_replies(options)
         )

@@ -255,11 +255,21 @@ _EXPLICIT_CLOCK = re.compile(
 )
 
 
+# A time after these words bounds a wish ("after 4pm", "before 10:30"): it is no pick.
+_RANGE_WORD_BEFORE = re.compile(
+    r"\b(?:after|from|past|later than|before|earlier than|by|until|till|til)\s*$",
+    re.IGNORECASE,
+)
+
+
 def find_clock_time(text: str) -> str | None:
     """A time of day named in a longer message ("tomorrow at 3pm" -> "at 3pm"), or None.
-    Only unmistakable forms count: with am/pm, with minutes, after "at", or "noon"."""
-    match = _EXPLICIT_CLOCK.search(text)
-    return match.group(0) if match else None
+    Only unmistakable forms count: with am/pm, with minutes, after "at", or "noon"; a time
+    that bounds a wish ("anything after 4pm on monday") is not one (`parse_time_of_day`)."""
+    for match in _EXPLICIT_CLOCK.finditer(text):
+        if not _RANGE_WORD_BEFORE.search(text[: match.start()]):
+            return match.group(0)
+    return None
 
 
 def parse_yes_no(text: str, intent: str | None) -> bool | None:

@@ -29,7 +29,8 @@ from clinic.context import Clinic
 from clinic.db import create_database_engine, transaction
 from clinic.doctors import active_doctors, bookable_doctors
 from clinic.erasure import erase_in
-from clinic.errors import AppointmentNotFoundError, NotConsentedError
+from clinic.errors import AppointmentNotFoundError, NotConsentedError, SlotUnavailableError
+from clinic.live_config import LiveConfig
 from clinic.models import Appointment, Doctor, Patient, utc_now
 from clinic.patients import (
     add_consented_patient,
@@ -41,10 +42,10 @@ from clinic.patients import (
     update_details,
 )
 from clinic.preferences import TimeOfDay
-from clinic.profile import Profile, ProfileError, VisitType, load_profile
+from clinic.profile import Profile, ProfileError, VisitType
 from clinic.reminders import reminder_deliverable
 from clinic.settings import Settings
-from clinic.templates import Templates, templates_for
+from clinic.templates import Templates
 
 
 @dataclass(frozen=True)
@@ -143,8 +144,17 @@ class ClinicApp:
         self, clinic: Clinic, templates: Templates | None = None, profile: Profile | None = None
     ):
         self.clinic = clinic
-        self.templates = templates or templates_for(clinic.settings)
-        self.profile = profile or load_profile(clinic.settings.profile_path)
+        # The clinic's texts and profile as its database holds them now (tests may fix them).
+        self._fixed = (templates, profile)
+        self._live = LiveConfig(clinic.engine, clinic.settings)
+
+    @property
+    def templates(self) -> Templates:
+        return self._fixed[0] or self._live.current().templates
+
+    @property
+    def profile(self) -> Profile:
+        return self._fixed[1] or self._live.current().profile
 
     @classmethod
     def from_settings(cls, settings: Settings, clock=utc_now) -> ClinicApp:
@@ -281,8 +291,10 @@ class ClinicApp:
         self, session: Session, from_day: date, wish: Wish, last_day: date | None = None
     ) -> dict[date, list[Offer]]:
         """Day -> free times fitting the wish, earliest day first; at any start the doctor
-        with the lowest id who is free there."""
-        visit = self.profile.visit_type(wish.visit)
+        with the lowest id who is free there. None while the clinic offers no visit type."""
+        visit = self._visit_type(wish.visit)
+        if visit is None:
+            return {}
         by_day: dict[date, dict[datetime, int]] = defaultdict(dict)
         for doctor in bookable_doctors(session, self.settings):
             if wish.doctor_id not in (None, doctor.id):
@@ -326,7 +338,9 @@ class ClinicApp:
             if moving is not None:
                 appointment = reschedule_in(session, self.clinic, moving, patient.id, offer.start)
             else:
-                visit_type = self.profile.visit_type(visit)
+                visit_type = self._visit_type(visit)
+                if visit_type is None:
+                    raise SlotUnavailableError("the clinic offers no visit type")
                 appointment = insert_booking(
                     session, self.clinic, offer.doctor_id, patient.id, offer.start, visit_type
                 )
@@ -346,15 +360,26 @@ class ClinicApp:
             choice=self._offers_choice(doctors),
         )
 
+    def _visit_type(self, key: str | None) -> VisitType | None:
+        """The visit type with this key; the default one for None, or for a key the clinic
+        withdrew meanwhile; None when it offers none."""
+        profile = self.profile
+        try:
+            return profile.visit_type(key)
+        except ProfileError:
+            return profile.visit_types[0] if profile.visit_types else None
+
     def _visit_name(self, key: str | None) -> str:
         try:
             return self.profile.visit_type(key).name
         except ProfileError:
-            return key or self.profile.visit_types[0].name
+            return key or "Visit"
 
     def _view(self, doctor: Doctor) -> DoctorView:
+        """A doctor who names no visit type offers the clinic's first (default) one."""
         keys = tuple(k for k in (doctor.visit_types or "").split(",") if k.strip())
-        return DoctorView(doctor.id, doctor.name, keys or (self.profile.visit_types[0].key,))
+        default = tuple(v.key for v in self.profile.visit_types[:1])
+        return DoctorView(doctor.id, doctor.name, keys or default)
 
     def appointments_of(self, instagram_id: str) -> list[Upcoming]:
         """The patient's upcoming appointments, earliest first; each names its visit and

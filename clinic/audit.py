@@ -33,6 +33,8 @@ PATIENT_TO_CALL = "patient_to_call"
 HANDOFF_GIVEN_BACK = "handoff_given_back"
 REPLY_RETRIED = "reply_retried"
 REPLY_DISMISSED = "reply_dismissed"
+TEXT_CHANGED = "text_changed"
+SETUP_CHANGED = "setup_changed"
 
 logger = logging.getLogger("clinic.audit")
 

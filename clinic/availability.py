@@ -5,7 +5,8 @@ from __future__ import annotations
 import itertools
 from collections import defaultdict
 from collections.abc import Iterator
-from datetime import date, datetime, timedelta
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import or_, select
@@ -15,7 +16,14 @@ from clinic.context import Clinic
 from clinic.db import transaction
 from clinic.errors import UnknownDoctorError
 from clinic.faq import OpeningHours, merge_ranges
-from clinic.models import BOOKED, Appointment, BlockedTime, Doctor, WorkingHours
+from clinic.models import (
+    BOOKED,
+    Appointment,
+    BlockedTime,
+    Doctor,
+    ScheduleOverride,
+    WorkingHours,
+)
 from clinic.slots import Interval, day_bounds, free_slots
 
 # Appointments never last longer than this; it bounds the index range scanned.
@@ -55,7 +63,7 @@ def days_with_slots(
         return
     window = Interval(day_bounds(from_day, zone).start, day_bounds(last_day, zone).end)
     busy = busy_intervals(session, doctor.id, window)
-    hours = weekly_hours(session, doctor.id)
+    hours = doctor_hours(session, doctor.id, from_day, last_day)
     for offset in range((last_day - from_day).days + 1):
         day = from_day + timedelta(days=offset)
         bounds = day_bounds(day, zone)
@@ -77,7 +85,7 @@ def slots_in_session(
     an appointment about to move, whose own time counts as free."""
     zone = ZoneInfo(doctor.timezone)
     busy = busy_intervals(session, doctor.id, day_bounds(day, zone), ignore)
-    return _free(clinic, doctor, day, weekly_hours(session, doctor.id), busy, minutes)
+    return _free(clinic, doctor, day, doctor_hours(session, doctor.id, day, day), busy, minutes)
 
 
 def load_doctor(session: Session, doctor_id: int) -> Doctor:
@@ -87,16 +95,42 @@ def load_doctor(session: Session, doctor_id: int) -> Doctor:
     return doctor
 
 
-def weekly_hours(session: Session, doctor_id: int) -> dict[int, list[tuple]]:
+@dataclass(frozen=True)
+class Hours:
+    """A doctor's working hours: by weekday (0 = Monday), and on dates that differ (an
+    override: other ranges, or none for a day off)."""
+
+    weekly: dict[int, list[tuple[time, time]]]
+    overrides: dict[date, list[tuple[time, time]]]
+
+    def on(self, day: date) -> list[tuple[time, time]]:
+        if day in self.overrides:
+            return self.overrides[day]
+        return self.weekly.get(day.weekday(), [])
+
+
+def doctor_hours(session: Session, doctor_id: int, first: date, last: date) -> Hours:
+    """The doctor's weekly hours and their date overrides from `first` to `last`."""
     rows = session.execute(
         select(WorkingHours.weekday, WorkingHours.start_time, WorkingHours.end_time).where(
             WorkingHours.doctor_id == doctor_id
         )
     )
-    hours: dict[int, list[tuple]] = defaultdict(list)
+    weekly: dict[int, list[tuple]] = defaultdict(list)
     for weekday, opens, closes in rows:
-        hours[weekday].append((opens, closes))
-    return hours
+        weekly[weekday].append((opens, closes))
+    overrides: dict[date, list[tuple]] = defaultdict(list)
+    for day, opens, closes in session.execute(
+        select(ScheduleOverride.day, ScheduleOverride.start_time, ScheduleOverride.end_time).where(
+            ScheduleOverride.doctor_id == doctor_id,
+            ScheduleOverride.day >= first,
+            ScheduleOverride.day <= last,
+        )
+    ):
+        overrides.setdefault(day, [])  # a day off: a row without times
+        if opens is not None:
+            overrides[day].append((opens, closes))
+    return Hours(dict(weekly), dict(overrides))
 
 
 def busy_intervals(
@@ -125,12 +159,12 @@ def busy_intervals(
 
 
 def _free(
-    clinic: Clinic, doctor: Doctor, day: date, hours: dict, busy: list, minutes: int | None
+    clinic: Clinic, doctor: Doctor, day: date, hours: Hours, busy: list, minutes: int | None
 ) -> list[datetime]:
     return free_slots(
         day=day,
         zone=ZoneInfo(doctor.timezone),
-        hours=hours.get(day.weekday(), []),
+        hours=hours.on(day),
         slot_length=timedelta(minutes=minutes or doctor.slot_minutes),
         busy=busy,
         now=clinic.now(),
@@ -140,22 +174,22 @@ def _free(
 
 
 def opening_hours(session: Session, clinic: Clinic, days_ahead: int = 60) -> OpeningHours:
-    """The clinic's week (every active doctor's hours together) and the coming days it is
-    closed: days whose opening hours a clinic-wide block covers whole."""
+    """The clinic's week (every active doctor's hours together), the coming days it is
+    closed (a clinic-wide block covers its hours whole, or every doctor has the day off),
+    and the coming days whose hours differ from their weekday's (date overrides)."""
     zone = clinic.settings.zone
-    rows = session.execute(
-        select(WorkingHours.weekday, WorkingHours.start_time, WorkingHours.end_time)
-        .join(Doctor)
-        .where(Doctor.active == 1)
-    ).all()
-    ranges: dict[int, list[tuple]] = defaultdict(list)
-    for weekday, opens, closes in rows:
-        ranges[weekday].append((opens, closes))
-    weekly = {weekday: merge_ranges(day_ranges) for weekday, day_ranges in ranges.items()}
     today = clinic.today()
-    window = Interval(
-        day_bounds(today, zone).start, day_bounds(today + timedelta(days_ahead), zone).end
-    )
+    last = today + timedelta(days_ahead)
+    doctors = [
+        doctor_hours(session, doctor_id, today, last)
+        for doctor_id in session.scalars(select(Doctor.id).where(Doctor.active == 1))
+    ]
+    weekly = {
+        weekday: merge_ranges([r for hours in doctors for r in hours.weekly.get(weekday, [])])
+        for weekday in range(7)
+    }
+    weekly = {weekday: ranges for weekday, ranges in weekly.items() if ranges}
+    window = Interval(day_bounds(today, zone).start, day_bounds(last, zone).end)
     blocks = session.execute(
         select(BlockedTime.start_at, BlockedTime.end_at, BlockedTime.reason).where(
             BlockedTime.doctor_id.is_(None),
@@ -163,12 +197,20 @@ def opening_hours(session: Session, clinic: Clinic, days_ahead: int = 60) -> Ope
             BlockedTime.start_at < window.end,
         )
     ).all()
-    closed = {}
+    overridden = {day for hours in doctors for day in hours.overrides}
+    closed, special = {}, {}
     for offset in range(days_ahead + 1):
         day = today + timedelta(days=offset)
+        ranges = weekly.get(day.weekday(), [])
+        if day in overridden:
+            ranges = merge_ranges([r for hours in doctors for r in hours.on(day)])
+            if ranges and ranges != weekly.get(day.weekday(), []):
+                special[day] = ranges
+            elif not ranges and weekly.get(day.weekday()):
+                closed[day] = ""
         opening = [
             Interval(datetime.combine(day, o, tzinfo=zone), datetime.combine(day, c, tzinfo=zone))
-            for o, c in weekly.get(day.weekday(), [])
+            for o, c in ranges
         ]
         covering = [
             reason
@@ -177,4 +219,4 @@ def opening_hours(session: Session, clinic: Clinic, days_ahead: int = 60) -> Ope
         ]
         if covering:
             closed[day] = covering[0]
-    return OpeningHours(weekly, closed)
+    return OpeningHours(weekly, closed, special)

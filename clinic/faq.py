@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import difflib
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, time, timedelta
 
 from clinic.profile import Profile, Topic, VisitType
@@ -30,6 +30,8 @@ TOPIC_WORDS = {
     "languages": {"language", "languages", "speak", "spanish", "english", "español",
                   "espanol", "french", "habla", "hablan", "translator", "interpreter"},
     "phone": {"phone", "telephone", "tel", "number", "call", "ring"},
+    "accessibility": {"wheelchair", "accessible", "accessibility", "stairs", "elevator",
+                      "lift", "ramp", "disabled", "disability", "step-free", "steps"},
     "services": {"services", "service", "offer", "offers", "treat", "kind", "kinds", "types",
                  "type", "doctors", "doctor", "specialist", "specialists", "visits", "tests",
                  "test", "who"},
@@ -42,10 +44,17 @@ _VOCABULARY = sorted({word for words in TOPIC_WORDS.values() for word in words i
 
 @dataclass(frozen=True)
 class OpeningHours:
-    """Weekday (0 = Monday) -> the clinic's open ranges, and whole days it is closed."""
+    """Weekday (0 = Monday) -> the clinic's open ranges, whole days it is closed, and
+    coming dates whose hours differ from their weekday's (the doctors' date overrides)."""
 
     weekly: dict[int, list[tuple[time, time]]]
     closed_days: dict[date, str]  # day -> reason
+    special_days: dict[date, list[tuple[time, time]]] = field(default_factory=dict)
+
+    def on(self, day: date) -> list[tuple[time, time]]:
+        if day in self.special_days:
+            return self.special_days[day]
+        return self.weekly.get(day.weekday(), [])
 
 
 def merge_ranges(ranges: list[tuple[time, time]]) -> list[tuple[time, time]]:
@@ -78,10 +87,12 @@ def topic_of(text: str, profile: Profile) -> str | Topic | None:
 
 
 def visit_type_named(text: str, profile: Profile) -> VisitType | None:
-    """The visit type the words name ("follow up", "a consult", "procedure"), if one."""
+    """The visit type the words name ("follow up", "a consult", "procedure"), if one: by
+    its name, its key or the words patients use for it."""
     words = _words(text)
     for visit_type in profile.visit_types:
-        if any(_has(word, text, words) for word in visit_type.words):
+        names = (visit_type.name.lower(), visit_type.key.replace("_", " "), *visit_type.words)
+        if any(_has(word, text, words) for word in names):
             return visit_type
     return None
 
@@ -95,38 +106,83 @@ def answer(
     doctors: list[str],
 ) -> str | None:
     """The answer to a question about the clinic, or None when the profile can't answer it.
-    `day` is the day the question names, if any ("are you open on saturday?")."""
-    topic = topic_of(text, profile)
+    `day` is the day the question names, if any ("are you open on saturday?"). A message
+    with several questions ("how much is a visit and do you take Cigna?") gets every
+    answer, in the order asked, in one text."""
+    answers = []
+    topics = [topic for topic in (topic_of(c, profile) for c in _clauses(text)) if topic]
+    if len(set(topics)) < 2:
+        topics = [topic_of(text, profile)]  # one question: read as a whole
+    for topic in dict.fromkeys(topics):  # each topic once, in order
+        clause = text if len(topics) == 1 else _clause_of(text, topic, profile)
+        reply = _answer_topic(topic, clause, profile, hours, templates, day, doctors)
+        if reply:
+            answers.append(reply)
+    return " ".join(answers) or None
+
+
+def _answer_topic(
+    topic: str | Topic | None,
+    text: str,
+    profile: Profile,
+    hours: OpeningHours,
+    templates: Templates,
+    day: date | None,
+    doctors: list[str],
+) -> str | None:
+    """One topic's answer; None for a fact the clinic has not given."""
     if isinstance(topic, Topic):
         return topic.answer
     if topic == "hours":
-        return _hours_answer(hours, templates, day)
+        return _hours_answer(hours, templates, day) if hours.weekly else None
     if topic == "location":
+        if not profile.address:
+            return None
+        if not profile.map_link:
+            return templates.render("faq_location_no_map", address=profile.address)
         return templates.render("faq_location", address=profile.address, map_link=profile.map_link)
     if topic == "prices":
         named = visit_type_named(text, profile)
         if named is not None:
-            return templates.render("faq_price_of", visit=named.name, price=named.price)
-        prices = ", ".join(f"{v.name} {v.price}" for v in profile.visit_types)
+            price = profile.price_of(named)
+            return templates.render("faq_price_of", visit=named.name, price=price)
+        if not profile.visit_types:
+            return None
+        prices = ", ".join(f"{v.name} {profile.price_of(v)}" for v in profile.visit_types)
         return templates.render("faq_prices", prices=prices)
-    if topic == "insurance":
-        return profile.insurance
-    if topic == "parking":
-        return profile.parking
+    if topic in ("insurance", "parking", "accessibility"):
+        return getattr(profile, topic) or None
     if topic == "languages":
+        if not profile.languages:
+            return None
         return templates.render("faq_languages", languages=_listing(profile.languages))
     if topic == "phone":
-        return templates.render("faq_phone", phone=profile.phone)
+        return templates.render("faq_phone", phone=profile.phone) if profile.phone else None
     if topic == "services":
+        if not profile.visit_types and not doctors:
+            return None
         visits = _listing([v.name for v in profile.visit_types])
         return templates.render("faq_services", visits=visits, doctors=_listing(doctors))
     return None
 
 
+# Where a message asks its next question: "and", "&", "also", a question mark, a semicolon.
+_CLAUSE_BREAK = re.compile(r"\?|;|\s(?:and|&|also|plus)\s|,\s*(?:and\s)?(?=\w)", re.IGNORECASE)
+
+
+def _clauses(text: str) -> list[str]:
+    return [part.strip() for part in _CLAUSE_BREAK.split(text) if part and part.strip()]
+
+
+def _clause_of(text: str, topic: str | Topic, profile: Profile) -> str:
+    """The first clause of `text` that asks about `topic` (a price named in it counts)."""
+    return next((c for c in _clauses(text) if topic_of(c, profile) == topic), text)
+
+
 def _hours_answer(hours: OpeningHours, templates: Templates, day: date | None) -> str:
     weekly = templates.render("faq_hours", hours=describe_week(hours.weekly))
     if day is not None:
-        ranges = [] if day in hours.closed_days else hours.weekly.get(day.weekday(), [])
+        ranges = [] if day in hours.closed_days else hours.on(day)
         if not ranges:
             return f"{templates.render('faq_closed_on_day', day=format_day(day))} {weekly}"
         return templates.render("faq_hours_on_day", day=format_day(day), hours=_ranges(ranges))

@@ -9,6 +9,7 @@ from sqlalchemy import (
     BigInteger,
     CheckConstraint,
     Column,
+    Date,
     DateTime,
     ForeignKey,
     Index,
@@ -382,3 +383,83 @@ class StaffNotice(Base):
     done_at = Column(UTCDateTime, nullable=True)  # the call was made
 
     __table_args__ = (Index("ix_staff_notices_appointment", "appointment_id"),)
+
+
+class VisitType(Base):
+    """A kind of visit the clinic offers: how long it takes and what it costs. Doctors
+    list the keys of those they offer (`Doctor.visit_types`); appointments keep the key."""
+
+    __tablename__ = "visit_types"
+
+    id = Column(Integer, primary_key=True)
+    key = Column(String(64), nullable=False, unique=True)
+    name = Column(String(100), nullable=False)
+    minutes = Column(Integer, nullable=False)
+    price = Column(String(16), nullable=False)  # a decimal number, without the currency
+    price_from = Column(Integer, nullable=False, default=0, server_default=text("0"))
+    words = Column(JSON, nullable=False, default=list)  # how patients name it
+    position = Column(Integer, nullable=False, default=0)
+    active = Column(Integer, nullable=False, default=1, server_default=text("1"))
+
+    __table_args__ = (CheckConstraint("minutes BETWEEN 5 AND 480", name="ck_visit_minutes"),)
+
+
+class ClinicFact(Base):
+    """One of the clinic's facts patients ask about (address, phone…), as JSON."""
+
+    __tablename__ = "clinic_facts"
+
+    key = Column(String(64), primary_key=True)
+    value = Column(JSON, nullable=True)
+
+
+class ClinicTopic(Base):
+    """A question of the clinic's own: the words that ask it, and its answer."""
+
+    __tablename__ = "clinic_topics"
+
+    id = Column(Integer, primary_key=True)
+    position = Column(Integer, nullable=False, default=0)
+    words = Column(JSON, nullable=False, default=list)
+    answer = Column(Text, nullable=False)
+
+
+class TextOverride(Base):
+    """The clinic's own wording of a patient text (the default is in templates.yml)."""
+
+    __tablename__ = "text_overrides"
+
+    name = Column(String(64), primary_key=True)
+    text = Column(Text, nullable=False)
+    updated_at = Column(UTCDateTime, nullable=False, default=utc_now)
+
+
+class ScheduleOverride(Base):
+    """A doctor's hours on one date instead of the weekday's: one row per range, or one
+    row without times for a day off."""
+
+    __tablename__ = "schedule_overrides"
+
+    id = Column(Integer, primary_key=True)
+    doctor_id = Column(Integer, ForeignKey("doctors.id", ondelete="CASCADE"), nullable=False)
+    day = Column(Date, nullable=False)
+    start_time = Column(Time, nullable=True)
+    end_time = Column(Time, nullable=True)
+
+    __table_args__ = (
+        CheckConstraint(
+            "(start_time IS NULL AND end_time IS NULL) OR end_time > start_time",
+            name="ck_override_order",
+        ),
+        Index("ix_schedule_overrides_doctor_day", "doctor_id", "day"),
+    )
+
+
+class ConfigRevision(Base):
+    """One row, counting the changes to the clinic's facts, visit types and texts: each
+    process reloads them when it sees a new number (no restart)."""
+
+    __tablename__ = "config_revision"
+
+    id = Column(Integer, primary_key=True)
+    revision = Column(Integer, nullable=False, default=0)

@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
-from clinic.availability import MAX_APPOINTMENT_LENGTH, weekly_hours
+from clinic.availability import MAX_APPOINTMENT_LENGTH, Hours, doctor_hours
 from clinic.context import Clinic
 from clinic.db import transaction
 from clinic.doctors import active_doctors
@@ -31,7 +31,7 @@ from clinic.models import (
     Patient,
     StaffNotice,
 )
-from clinic.profile import Profile
+from clinic.profile_store import visit_names
 from clinic.slots import Interval, day_bounds
 
 UTC = timezone.utc
@@ -98,7 +98,7 @@ def week_start(day: date) -> date:
     return day - timedelta(days=day.weekday())
 
 
-def doctor_week(clinic: Clinic, doctor_id: int, monday: date, profile: Profile) -> Grid:
+def doctor_week(clinic: Clinic, doctor_id: int, monday: date) -> Grid:
     """The doctor's seven days from `monday`: one column a day."""
     zone = clinic.settings.zone
     days = [monday + timedelta(days=n) for n in range(7)]
@@ -107,23 +107,23 @@ def doctor_week(clinic: Clinic, doctor_id: int, monday: date, profile: Profile) 
         doctor = session.get(Doctor, doctor_id)
         if doctor is None:
             raise UnknownDoctorError(f"no doctor with id {doctor_id}")
-        hours = {doctor.id: weekly_hours(session, doctor.id)}
-        visits = _visits(session, [doctor.id], window, zone, profile)
+        hours = {doctor.id: doctor_hours(session, doctor.id, days[0], days[-1])}
+        visits = _visits(session, [doctor.id], window, zone)
         blocks = _blocks(session, [doctor.id], window, zone)
     step = timedelta(minutes=doctor.slot_minutes)
     columns = [(day, doctor, f"{day:%a} {day.day}") for day in days]  # titles: "Mon 2"
     return _grid(clinic, columns, hours, visits, blocks, step)
 
 
-def clinic_day(clinic: Clinic, day: date, profile: Profile) -> Grid:
+def clinic_day(clinic: Clinic, day: date) -> Grid:
     """Every active doctor's `day`: one column a doctor."""
     zone = clinic.settings.zone
     window = day_bounds(day, zone)
     with transaction(clinic.engine) as session:
         doctors = active_doctors(session)
         ids = [d.id for d in doctors]
-        hours = {d.id: weekly_hours(session, d.id) for d in doctors}
-        visits = _visits(session, ids, window, zone, profile)
+        hours = {d.id: doctor_hours(session, d.id, day, day) for d in doctors}
+        visits = _visits(session, ids, window, zone)
         blocks = _blocks(session, ids, window, zone)
     step = timedelta(minutes=min((d.slot_minutes for d in doctors), default=30))
     columns = [(day, d, d.name) for d in doctors]
@@ -133,7 +133,7 @@ def clinic_day(clinic: Clinic, day: date, profile: Profile) -> Grid:
 def _grid(
     clinic: Clinic,
     columns: list[tuple[date, Doctor, str]],
-    hours: dict[int, dict[int, list[tuple[time, time]]]],
+    hours: dict[int, Hours],
     visits: dict[int, list[Visit]],
     blocks: dict[int | None, list[Block]],
     step: timedelta,
@@ -145,7 +145,7 @@ def _grid(
     built = []
     total = 0
     for day, doctor, title in columns:
-        ranges = hours[doctor.id].get(day.weekday(), [])
+        ranges = hours[doctor.id].on(day)
         bounds = day_bounds(day, zone)
         day_visits = [v for v in visits.get(doctor.id, []) if v.start.date() == day]
         day_blocks = [
@@ -200,7 +200,7 @@ def _span(columns, hours, visits, blocks, zone: ZoneInfo) -> tuple[time, time]:
     """The earliest and latest wall-clock times the columns need (8:00-17:00 when empty)."""
     opens, closes = [], []
     for day, doctor, _ in columns:
-        for start, end in hours[doctor.id].get(day.weekday(), []):
+        for start, end in hours[doctor.id].on(day):
             opens.append(start)
             closes.append(end)
         for visit in visits.get(doctor.id, []):
@@ -255,10 +255,9 @@ def _block_cell(
 
 
 def _visits(
-    session: Session, doctor_ids: list[int], window: Interval, zone: ZoneInfo, profile: Profile
+    session: Session, doctor_ids: list[int], window: Interval, zone: ZoneInfo
 ) -> dict[int, list[Visit]]:
-    names = {v.key: v.name for v in profile.visit_types}
-    default = profile.visit_types[0].name if profile.visit_types else ""
+    names = visit_names(session)
     rows = session.execute(
         select(
             Appointment.id,
@@ -300,7 +299,7 @@ def _visits(
                 patient_id=row.patient_id,
                 patient_name=row.name or "",
                 phone=row.phone or "",
-                visit=names.get(row.visit_type or "", default),
+                visit=names.get(row.visit_type or "", row.visit_type),
                 source=row.source,
                 to_call=row.id in to_call,
             )

@@ -106,15 +106,6 @@ class Settings:
     reminder_lead: timedelta = _variable(
         "REMINDER_LEAD_HOURS", timedelta(hours=24), "how long before a visit it is due", _hours
     )
-    templates_path: Path = _variable(
-        "CLINIC_TEMPLATES", DEFAULT_TEMPLATES_PATH, "every text patients read", Path
-    )
-    profile_path: Path = _variable(
-        "CLINIC_PROFILE",
-        DEFAULT_PROFILE_PATH,
-        "the clinic's facts patients ask about, and its visit types",
-        Path,
-    )
     id_hash_key: str = _variable(
         "ID_HASH_KEY", DEVELOPMENT_HASH_KEY, "key of hashed ids in audit rows and logs"
     )

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import string
 from datetime import date, datetime, time
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -83,36 +82,17 @@ class Templates:
         return self.render("visit_with_doctor", visit=visit, doctor=doctor) if doctor else ""
 
 
-def load_templates(path: Path, facts: dict[str, str] | None = None) -> Templates:
-    """The texts of `path`. The packaged file is the contract: a clinic's own file must
-    have every text it has, with no placeholder that text does not have."""
-    texts = _read(Path(path))
-    if Path(path) != DEFAULT_TEMPLATES_PATH:
-        _check(texts, _read(DEFAULT_TEMPLATES_PATH))
+def load_templates(
+    path: Path = DEFAULT_TEMPLATES_PATH, facts: dict[str, str] | None = None
+) -> Templates:
+    """The texts of a templates file (the packaged defaults unless told otherwise)."""
+    texts = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    if not isinstance(texts, dict):
+        raise TemplateError(f"{path} must map template names to texts")
     return Templates(texts, facts)
 
 
 def templates_for(settings: Settings) -> Templates:
-    """The clinic's texts, with the facts of its settings filled in."""
-    return load_templates(settings.templates_path, {"retention_days": str(settings.retention_days)})
-
-
-def _read(path: Path) -> dict[str, str]:
-    texts = yaml.safe_load(path.read_text(encoding="utf-8"))
-    if not isinstance(texts, dict):
-        raise TemplateError(f"{path} must map template names to texts")
-    return texts
-
-
-def _check(texts: dict[str, str], contract: dict[str, str]) -> None:
-    missing = sorted(set(contract) - set(texts))
-    if missing:
-        raise TemplateError(f"missing templates: {', '.join(missing)}")
-    for name, text in contract.items():
-        unknown = _placeholders(texts[name]) - _placeholders(text)
-        if unknown:
-            raise TemplateError(f"template {name!r} uses unknown placeholders {sorted(unknown)}")
-
-
-def _placeholders(text: str) -> set[str]:
-    return {field for _, field, _, _ in string.Formatter().parse(text) if field}
+    """The packaged texts, with the facts of the settings filled in: what the bot says
+    before it has read the clinic's own wording from its database (clinic/live_config.py)."""
+    return load_templates(DEFAULT_TEMPLATES_PATH, {"retention_days": str(settings.retention_days)})

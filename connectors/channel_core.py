@@ -22,8 +22,8 @@ from clinic.audit import hash_id
 from clinic.db import create_database_engine
 from clinic.delivery import Accepted, Inbox, InboxFull, InboxItem, NewMessage, Outbox
 from clinic.handoffs import Decision, HandoffDesk, StaffNotice
+from clinic.live_config import LiveConfig
 from clinic.settings import Settings
-from clinic.templates import templates_for
 from connectors.graph_api import GraphApiClient, Sent, describe
 from connectors.group_commit import GroupCommit
 from connectors.outbox import ReplySender
@@ -69,7 +69,7 @@ class InstagramChannel:
         self.access_token = access_token
         self.settings = settings
         self._id_hash_key = settings.id_hash_key
-        self._attachment_reply = templates_for(settings).render("attachment_only")
+        self._texts: LiveConfig | None = None  # the clinic's wording, built by `open`
         self._draining = False
         # Built by `open`, when the server starts.
         self.graph: GraphApiClient | None = None
@@ -91,6 +91,7 @@ class InstagramChannel:
         self._converse = converse
         self._replay = replay
         engine = create_database_engine(settings.database_url)
+        self._texts = LiveConfig(engine, settings)
         lease = timedelta(seconds=settings.lease_seconds)
         key = settings.id_hash_key
         self.inbox = Inbox(
@@ -288,7 +289,9 @@ class InstagramChannel:
 
     async def _answer(self, item: InboxItem) -> None:
         if item.kind == "attachment":
-            await self.replies(item.mid).text(item.sender_id, self._attachment_reply)
+            texts = (await asyncio.to_thread(self._texts.current)).templates
+            text = texts.render("attachment_only")
+            await self.replies(item.mid).text(item.sender_id, text)
             return
         if self.settings.typing_indicator:
             self.sender.typing(item.sender_id)

@@ -29,6 +29,9 @@ logger = logging.getLogger(__name__)
 GRAPH_VERSION = "v21.0"
 _MESSAGES_PATH = re.compile(r"/v\d+\.\d+/me/messages")
 _TAKE_CONTROL_PATH = re.compile(r"/v\d+\.\d+/me/take_thread_control")
+_ME_PATH = re.compile(r"/v\d+\.\d+/me")
+USERNAME = "democlinic"  # the account the fake's token belongs to
+ACCOUNT_ID = "17841400000000001"
 # What the real Graph API refuses too, so a client that breaks these rules fails here first.
 _TEXT_LIMIT_BYTES = 1000
 _MAX_QUICK_REPLIES = 13
@@ -238,6 +241,16 @@ class FakeGraphApi:
             return self._queue.popleft()
         return FakeResponse()
 
+    def account(self, headers: Mapping[str, str]) -> tuple[int, dict[str, Any]]:
+        """`GET /me`: the account of a good token, or Meta's error 190 for any other."""
+        if self.access_token is not None and headers.get("Authorization") != (
+            f"Bearer {self.access_token}"
+        ):
+            body = _graph_error(190, None)
+            body["error"]["message"] = "Invalid OAuth access token - Cannot parse access token"
+            return 400, body
+        return 200, {"user_id": ACCOUNT_ID, "username": USERNAME, "id": ACCOUNT_ID}
+
     def _success_body(self, body: Any) -> dict[str, Any]:
         recipient = _recipient_of(body)
         if "message" not in body:  # a sender action, or taking the conversation back
@@ -297,6 +310,8 @@ class _Handler(BaseHTTPRequestHandler):
             self._reply(200, [asdict(record) for record in fake.sent])
         elif self.path == "/_fake/delivered":
             self._reply(200, [asdict(record) for record in fake.delivered])
+        elif _ME_PATH.fullmatch(urlsplit(self.path).path):
+            self._reply(*fake.account(self.headers))
         else:
             self._reply(404, _graph_error(100, None))
 

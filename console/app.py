@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime
 from functools import wraps
@@ -23,14 +24,16 @@ from flask_wtf.csrf import CSRFError, CSRFProtect
 from sqlalchemy.engine import Engine
 from werkzeug.exceptions import HTTPException
 
+from clinic.connection import TokenCheck
 from clinic.context import Clinic
 from clinic.db import transaction
 from clinic.dead_letters import failed_count
 from clinic.errors import DatabaseUnavailableError
 from clinic.handoffs import open_for_staff
+from clinic.live_config import LiveConfig
 from clinic.models import ROLE_ADMIN
 from clinic.patients import display_phone
-from clinic.profile import Profile, load_profile
+from clinic.profile import Profile
 from clinic.staff import StaffView, get_staff
 from clinic.templates import (
     Templates,
@@ -38,7 +41,6 @@ from clinic.templates import (
     format_day,
     format_time,
     format_when,
-    templates_for,
 )
 
 logger = logging.getLogger("console")
@@ -57,13 +59,22 @@ SECURITY_HEADERS = {
 
 @dataclass(frozen=True)
 class Desk:
-    """What the pages work with: the clinic, its texts and profile, and Rasa's SQL tracker
-    store (to erase a conversation), if the clinic keeps conversations in one."""
+    """What the pages work with: the clinic, its texts and profile as its database holds
+    them now, Rasa's SQL tracker store (to erase a conversation) if the clinic keeps
+    conversations in one, and the Instagram token's check."""
 
     clinic: Clinic
-    templates: Templates
-    profile: Profile
+    live: LiveConfig
     tracker_engine: Engine | None = None
+    check_token: Callable[[], TokenCheck] = lambda: TokenCheck(False, error="not checked")
+
+    @property
+    def templates(self) -> Templates:
+        return self.live.current().templates
+
+    @property
+    def profile(self) -> Profile:
+        return self.live.current().profile
 
 
 class StaffUser(UserMixin):
@@ -85,9 +96,8 @@ class StaffUser(UserMixin):
 def create_app(
     clinic: Clinic,
     secret_key: str,
-    templates: Templates | None = None,
-    profile: Profile | None = None,
     tracker_engine: Engine | None = None,
+    check_token: Callable[[], TokenCheck] | None = None,
 ) -> Flask:
     from console.routes import ROUTES  # the pages import this module's helpers
 
@@ -106,9 +116,9 @@ def create_app(
     )
     app.extensions["desk"] = Desk(
         clinic,
-        templates or templates_for(settings),
-        profile or load_profile(settings.profile_path),
+        LiveConfig(clinic.engine, settings),
         tracker_engine,
+        check_token or (lambda: TokenCheck(False, error="no check configured")),
     )
     CSRFProtect(app)
     login = LoginManager(app)

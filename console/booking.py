@@ -101,6 +101,7 @@ def _page(choice: _Choice | None, form: BookingForm, status: int = 200):  # noqa
         visits=visits,
         choice=choice,
         form=form,
+        currency=desk().profile.currency,
         **_times(choice),
     )
     return page, status

@@ -6,14 +6,21 @@ from flask_wtf import FlaskForm
 from wtforms import (
     BooleanField,
     DateField,
+    FieldList,
+    Form,
+    FormField,
     HiddenField,
+    IntegerField,
     PasswordField,
     RadioField,
     SelectField,
+    SelectMultipleField,
     StringField,
+    TextAreaField,
     TimeField,
 )
-from wtforms.validators import DataRequired, EqualTo, InputRequired, Length, Optional
+from wtforms.validators import URL, DataRequired, EqualTo, InputRequired, Length, Optional
+from wtforms.widgets import CheckboxInput, ListWidget
 
 from clinic.models import ROLES, SOURCE_PHONE, SOURCE_WALK_IN
 from clinic.staff import MIN_PASSWORD_LENGTH
@@ -79,3 +86,73 @@ class StaffForm(FlaskForm):
         choices=[(role, role.capitalize()) for role in ROLES],
         default=ROLES[1],
     )
+
+
+class DoctorForm(FlaskForm):
+    name = StringField("Name", validators=[DataRequired(), Length(max=200)])
+    slot_minutes = IntegerField(
+        "Slot length (minutes)",
+        validators=[InputRequired(message="Give the slot length in minutes.")],
+        description="Times are offered on this grid: 30 gives 9:00, 9:30, 10:00…",
+    )
+    visits = SelectMultipleField(
+        "Visit types offered",
+        choices=[],
+        widget=ListWidget(prefix_label=False),
+        option_widget=CheckboxInput(),
+    )
+    mon = StringField("Monday")
+    tue = StringField("Tuesday")
+    wed = StringField("Wednesday")
+    thu = StringField("Thursday")
+    fri = StringField("Friday")
+    sat = StringField("Saturday")
+    sun = StringField("Sunday")
+
+    DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+class OverrideForm(FlaskForm):
+    day = DateField("Date", validators=[DataRequired(message="Give the date.")])
+    hours = StringField(
+        "Hours that day", description="Leave empty for a day off, or give ranges: 10:00-14:00."
+    )
+
+
+class VisitTypeForm(FlaskForm):
+    name = StringField("Name", validators=[DataRequired(), Length(max=100)])
+    minutes = IntegerField(
+        "Length (minutes)", validators=[InputRequired(message="Give the length in minutes.")]
+    )
+    price = StringField("Price", validators=[DataRequired(), Length(max=16)])
+    price_from = BooleanField('The price can be higher (shown as "from")')
+    words = StringField(
+        "How patients name it",
+        validators=[Length(max=500)],
+        description="Words or phrases, separated by commas: checkup, check-up, regular visit.",
+    )
+
+
+class TopicForm(Form):
+    words = StringField("Words that ask it", validators=[Length(max=500)])
+    answer = TextAreaField("Answer", validators=[Length(max=1000)])
+
+
+class FactsForm(FlaskForm):
+    name = StringField("Clinic name", validators=[DataRequired(), Length(max=200)])
+    address = StringField("Address", validators=[Length(max=300)])
+    map_link = StringField("Map link", validators=[Optional(), URL(), Length(max=500)])
+    phone = StringField("Phone", validators=[Length(max=40)])
+    languages = StringField(
+        "Languages spoken", validators=[Length(max=200)], description="Separated by commas."
+    )
+    insurance = TextAreaField("Insurance", validators=[Length(max=1000)])
+    parking = TextAreaField("Parking", validators=[Length(max=1000)])
+    accessibility = TextAreaField("Accessibility", validators=[Length(max=1000)])
+    instagram_handle = StringField("Instagram handle", validators=[Length(max=60)])
+    currency = StringField("Currency symbol", validators=[Length(max=5)])
+    topics = FieldList(FormField(TopicForm), min_entries=1)
+
+
+class TextForm(FlaskForm):
+    text = TextAreaField("Text", validators=[DataRequired(), Length(max=2000)])

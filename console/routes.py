@@ -9,7 +9,22 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from console import auth, blocks, booking, handoffs, patients, replies, staff, visits, week
+from console import (
+    auth,
+    blocks,
+    booking,
+    clinic_facts,
+    connection,
+    doctors,
+    handoffs,
+    patients,
+    replies,
+    staff,
+    texts,
+    visit_types,
+    visits,
+    week,
+)
 from console.app import ADMIN, DESK, PUBLIC
 
 
@@ -49,4 +64,24 @@ ROUTES = (
     Route("/staff", staff.listing, ADMIN, ("GET", "POST")),
     Route("/staff/<int:member_id>/disable", staff.disable, ADMIN, ("POST",)),
     Route("/staff/<int:member_id>/link", staff.new_link, ADMIN, ("POST",)),
+    Route("/setup/clinic", clinic_facts.edit, ADMIN, ("GET", "POST")),
+    Route("/setup/visits", visit_types.listing, ADMIN, ("GET", "POST")),
+    Route("/setup/visits/<key>", visit_types.edit, ADMIN, ("GET", "POST")),
+    Route("/setup/visits/<key>/withdraw", visit_types.withdraw, ADMIN, ("POST",)),
+    Route("/setup/doctors", doctors.listing, ADMIN),
+    Route("/setup/doctors/new", doctors.new, ADMIN, ("GET", "POST")),
+    Route("/setup/doctors/<int:doctor_id>", doctors.edit, ADMIN, ("GET", "POST")),
+    Route("/setup/doctors/<int:doctor_id>/overrides", doctors.add_override, ADMIN, ("POST",)),
+    Route(
+        "/setup/doctors/<int:doctor_id>/overrides/<day>/delete",
+        doctors.remove_override,
+        ADMIN,
+        ("POST",),
+    ),
+    Route("/setup/doctors/<int:doctor_id>/activate", doctors.activate, ADMIN, ("POST",)),
+    Route("/setup/doctors/<int:doctor_id>/deactivate", doctors.deactivate, ADMIN, ("POST",)),
+    Route("/setup/doctors/<int:doctor_id>/delete", doctors.delete, ADMIN, ("POST",)),
+    Route("/setup/texts", texts.listing, ADMIN),
+    Route("/setup/texts/<name>", texts.edit, ADMIN, ("GET", "POST")),
+    Route("/setup/instagram", connection.status, ADMIN, ("GET", "POST")),
 )

@@ -5,10 +5,12 @@ from __future__ import annotations
 import logging
 import os
 import secrets
+from collections.abc import Callable
 from pathlib import Path
 
 from waitress import serve as waitress_serve
 
+from clinic.connection import TokenCheck
 from clinic.context import Clinic
 from clinic.db import create_database_engine
 from clinic.redaction import REDACTOR
@@ -33,7 +35,7 @@ def secret_key(settings: Settings, path: Path = SECRET_KEY_FILE) -> str:
     return path.read_text().strip()
 
 
-def serve(settings: Settings) -> None:
+def serve(settings: Settings, check_token: Callable[[], TokenCheck] | None = None) -> None:
     install_redaction(REDACTOR)  # a library's line that quotes a form still loses its values
     logging.basicConfig(
         level=os.environ.get("LOG_LEVEL", "INFO"),
@@ -45,6 +47,7 @@ def serve(settings: Settings) -> None:
         clinic,
         secret_key(settings),
         tracker_engine=create_database_engine(tracker) if tracker else None,
+        check_token=check_token,
     )
     logger.info("staff console on %s", settings.console_url)
     waitress_serve(

@@ -5,12 +5,14 @@ from __future__ import annotations
 from datetime import date, timedelta
 
 from flask import render_template, request
+from flask_login import current_user
 
 from clinic import schedule
 from clinic.db import transaction
 from clinic.doctors import active_doctors
 from clinic.front_desk import calls_to_make
 from clinic.schedule import Grid, clinic_day, week_start
+from clinic.setup_checklist import setup_checklist
 from console.app import desk
 
 
@@ -18,7 +20,7 @@ def today():  # noqa: ANN201 - a Flask view
     """The clinic's day (`?day=`, today by default): a column a doctor."""
     clinic = desk().clinic
     day = _day(request.args.get("day")) or clinic.today()
-    grid = clinic_day(clinic, day, desk().profile)
+    grid = clinic_day(clinic, day)
     return render_template(
         "today.html",
         grid=grid,
@@ -27,6 +29,7 @@ def today():  # noqa: ANN201 - a Flask view
         previous=day - timedelta(days=1),
         next=day + timedelta(days=1),
         calls=calls_to_make(clinic),
+        checklist=setup_checklist(clinic) if current_user.is_admin else None,
     )
 
 
@@ -41,7 +44,7 @@ def doctor_week():  # noqa: ANN201 - a Flask view
     wanted = request.args.get("doctor", "")
     doctor_id = int(wanted) if wanted.isdigit() and int(wanted) in ids else ids[0]
     monday = week_start(_day(request.args.get("week")) or clinic.today())
-    grid = schedule.doctor_week(clinic, doctor_id, monday, desk().profile)
+    grid = schedule.doctor_week(clinic, doctor_id, monday)
     return render_template(
         "week.html",
         doctors=doctors,

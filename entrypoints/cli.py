@@ -21,12 +21,15 @@ from clinic.context import Clinic
 from clinic.db import create_database_engine, transaction
 from clinic.delivery import Outbox, remember_own_messages
 from clinic.errors import ClinicError
+from clinic.live_config import LiveConfig
 from clinic.migrate import upgrade_to_latest
 from clinic.models import BOOKED, Appointment, BlockedTime, Doctor, WorkingHours
-from clinic.profile import load_profile
+from clinic.profile import ProfileError, load_profile
+from clinic.profile_store import has_profile, import_profile, load_clinic_profile
 from clinic.reminders import send_due_reminders
 from clinic.retention import purge
 from clinic.settings import (
+    DEFAULT_PROFILE_PATH,
     Settings,
     SettingsError,
     load_settings,
@@ -36,10 +39,11 @@ from clinic.settings import (
     variables,
 )
 from clinic.slots import day_bounds
-from clinic.templates import WEEKDAYS, TemplateError, format_when, templates_for
+from clinic.templates import WEEKDAYS, TemplateError, format_when
+from connectors.graph_account import check_token
 from connectors.graph_api import GraphApiClient
 from connectors.reminder_sender import graph_sender
-from entrypoints import console_cli
+from entrypoints import console_cli, setup_cli
 
 # Name, working hours (weekday, opens, closes), the visit types offered (by their place in
 # the profile: 0 is the first).
@@ -68,10 +72,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "init":
             upgrade_to_latest(settings.database_url)
             print("Database schema is up to date.")
+            if setup_cli.adopt_packaged_profile(
+                Clinic(create_database_engine(settings.database_url), settings)
+            ):
+                print("The clinic's facts and visit types now live in the database (from")
+                print("clinic/profile.yml): check them in the staff console, or import your own")
+                print("with `python -m clinic profile import FILE`.")
             return 0
         clinic = Clinic(create_database_engine(settings.database_url), settings)
         return args.handler(clinic, args)
-    except (ClinicError, SettingsError, TemplateError) as error:
+    except (ClinicError, SettingsError, TemplateError, ProfileError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
 
@@ -159,6 +169,7 @@ def _parser() -> argparse.ArgumentParser:
     calendar.add_argument("--days-back", type=_positive_int, default=30)
     calendar.set_defaults(handler=print_calendar)
     console_cli.add_commands(commands)
+    setup_cli.add_commands(commands, lambda clinic: check_token(clinic.settings))
     return parser
 
 
@@ -170,8 +181,11 @@ def seed_demo(clinic: Clinic, args: argparse.Namespace) -> int:
         if args.if_empty and session.scalar(select(func.count()).select_from(Doctor)):
             print("Doctors are already set up; no demo doctor added.")
             return 0
-        profile = load_profile(clinic.settings.profile_path)
-        keys = [v.key for v in profile.visit_types]
+    if not has_profile(clinic):
+        import_profile(clinic, load_profile(DEFAULT_PROFILE_PATH))
+        print("Added the demo clinic's facts and visit types (clinic/profile.yml).")
+    keys = [v.key for v in load_clinic_profile(clinic).visit_types]
+    with transaction(clinic.engine) as session:
         for name, hours, visits in DEMO_DOCTORS[: args.doctors]:
             existing = session.scalar(select(Doctor).where(Doctor.name == name))
             if existing is not None:
@@ -289,8 +303,11 @@ def send_reminders(clinic: Clinic, args: argparse.Namespace) -> int:
     """Sends due reminders through Instagram (INSTAGRAM_ACCESS_TOKEN), once or in a loop;
     the loop also runs the retention job once an hour."""
     client = GraphApiClient.from_settings(clinic.settings)
-    texts = templates_for(clinic.settings)
-    render = lambda start, zone: texts.render("reminder", when=format_when(start, zone))  # noqa: E731
+    live = LiveConfig(clinic.engine, clinic.settings)
+
+    def render(start: datetime, zone: ZoneInfo) -> str:
+        return live.current().templates.render("reminder", when=format_when(start, zone))
+
     last_purge = None
     try:
         while True:

@@ -37,9 +37,10 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
 
 
 def run_console(clinic: Clinic, _args: argparse.Namespace) -> int:
+    from connectors.graph_account import check_token
     from console.server import serve  # Flask and its kin load only for this command
 
-    serve(clinic.settings)
+    serve(clinic.settings, lambda: check_token(clinic.settings))
     return 0
 
 

@@ -13,6 +13,7 @@ from selenium.common.exceptions import (
     NoSuchElementException,
     StaleElementReferenceException,
     TimeoutException,
+    WebDriverException,
 )
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
@@ -110,7 +111,7 @@ class Browser:
         def shown(_driver: object) -> bool:
             try:
                 return text in self.text()
-            except StaleElementReferenceException:  # the page is being replaced
+            except WebDriverException:  # the page is being replaced under us
                 return False
 
         try:

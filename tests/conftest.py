@@ -15,11 +15,12 @@ from clinic.context import Clinic
 from clinic.db import create_database_engine
 from clinic.migrate import upgrade_to_latest
 from clinic.settings import Settings
-from tests.databases import temporary_postgres_database
+from tests.databases import temporary_postgres_database, with_demo_profile
 
 TABLES = (
     "notifications, audit_events, appointments, blocked_times, working_hours, patients, doctors, "
-    "inbox_messages, outbox_messages, handoffs, own_messages, staff, staff_notices"
+    "inbox_messages, outbox_messages, handoffs, own_messages, staff, staff_notices, "
+    "visit_types, clinic_facts, clinic_topics, text_overrides, schedule_overrides"
 )
 
 # Nothing listens on port 9: connecting fails at once, like a database outage.
@@ -47,6 +48,7 @@ class FrozenClock:
 def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("sqlite") / "template.db"
     upgrade_to_latest(f"sqlite:///{path}")
+    with_demo_profile(f"sqlite:///{path}")
     return path
 
 
@@ -70,6 +72,7 @@ def postgres_url(postgres_database: str) -> str:
     with engine.begin() as connection:
         connection.execute(text(f"TRUNCATE {TABLES} RESTART IDENTITY CASCADE"))
     engine.dispose()
+    with_demo_profile(postgres_database)
     return postgres_database
 
 

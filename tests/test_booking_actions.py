@@ -381,6 +381,7 @@ def test_a_booking_is_one_transaction(app, any_clinic, moving):
     extra = {}
     if moving:
         extra["rescheduling_id"] = str(book(any_clinic, doctor, patient.id, at(THURSDAY, 9)).id)
+    assert app.templates  # the clinic's texts, read at most once a second, are at hand
     with StatementLog(any_clinic.engine) as log:
         _, messages = run(ActionBookAppointment(app), booking_tracker(at(THURSDAY, 15), **extra))
     assert texts(messages)[0].startswith(("Your appointment is confirmed", "Done: your"))

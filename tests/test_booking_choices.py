@@ -56,12 +56,17 @@ def times_listed(app, **slots) -> tuple[dict, dict]:
         ("tomorrow before noon", "2026-02-03", "before 12:00"),
         ("i need an appointment asap", "2026-02-02", "earliest"),
         ("first available please", "2026-02-02", "earliest"),
+        ("anything after 4 on tuesday?", "2026-02-03", "after 16:00"),
+        ("is there anything after 4pm on monday", "2026-02-02", "after 16:00"),
+        ("monday before 10:30am?", "2026-02-02", "before 10:30"),
     ],
 )
 def test_the_first_message_keeps_its_day_and_time_of_day(app, clinic, text, day, time_of_day):
     add_doctor(clinic)
     slots = start(app, text)
     assert (slots.get("appointment_day"), slots.get("time_of_day")) == (day, time_of_day)
+    # A time that bounds the wish is not a time to book straight away.
+    assert slots.get("preferred_time") is None
 
 
 @pytest.mark.parametrize(

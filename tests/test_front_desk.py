@@ -250,7 +250,7 @@ def test_the_week_shows_visits_with_who_and_where_blocks_and_free_times(desk, cl
     _book(desk, at(10), doctor=doctor)
     add_block(desk, templates_for(desk.settings), STAFF, doctor, at(15), at(17), "Training", False)
     monday = date(2026, 2, 2)
-    grid = doctor_week(desk, doctor, monday, PROFILE)
+    grid = doctor_week(desk, doctor, monday)
     assert [c.day for c in grid.columns] == [monday + timedelta(days=n) for n in range(7)]
     assert [c.closed for c in grid.columns] == [False] * 5 + [True, True]
     assert (grid.rows[0], grid.rows[-1], grid.visits) == (time(9), time(16, 30), 1)
@@ -270,7 +270,7 @@ def test_the_week_shows_visits_with_who_and_where_blocks_and_free_times(desk, cl
     monday_cells = {c.start: c.kind for c in grid.columns[0].cells}
     assert monday_cells[at(9, day=monday)] == FREE  # 9:00 is still ahead at 8:00
     clock.advance(timedelta(hours=2))
-    later = doctor_week(desk, doctor, monday, PROFILE)
+    later = doctor_week(desk, doctor, monday)
     assert {c.start: c.kind for c in later.columns[0].cells}[at(9, day=monday)] == PAST
 
 
@@ -278,7 +278,7 @@ def test_the_clinic_day_has_a_column_per_doctor(desk):
     first = add_doctor(desk, name="Dr. First")
     add_doctor(desk, name="Dr. Second", slot_minutes=15)
     _book(desk, at(10), doctor=first)
-    grid = clinic_day(desk, TUESDAY, PROFILE)
+    grid = clinic_day(desk, TUESDAY)
     assert [c.title for c in grid.columns] == ["Dr. First", "Dr. Second"]
     assert grid.step == timedelta(minutes=15) and grid.visits == 1
     (visit,) = [c for c in grid.columns[0].cells if c.kind == "visit"]
@@ -296,7 +296,7 @@ def test_an_erased_patients_visit_shows_without_a_name(desk):
                 end_at=at(10, 30).astimezone(timezone.utc),
             )
         )
-    grid = doctor_week(desk, doctor, date(2026, 2, 2), PROFILE)
+    grid = doctor_week(desk, doctor, date(2026, 2, 2))
     (visit,) = [c.visit for c in grid.columns[1].cells if c.kind == "visit"]
     assert (visit.patient_id, visit.patient_name, visit.phone) == (None, "", "")
 
@@ -324,7 +324,7 @@ def test_no_free_cell_of_the_week_meets_a_visit_or_a_block(desk, busy):
         else:
             with transaction(desk.engine) as session:
                 session.add(Appointment(doctor_id=doctor, start_at=start, end_at=end))
-    grid = doctor_week(desk, doctor, date(2026, 2, 2), PROFILE)
+    grid = doctor_week(desk, doctor, date(2026, 2, 2))
     free = {c.start for c in grid.columns[1].cells if c.kind == FREE}
     slots = [at(9) + timedelta(minutes=30 * n) for n in range(16)]
     expected = {

@@ -180,6 +180,9 @@ def test_names_come_without_the_words_around_them(text, name):
         ("the 5th", None),
         ("2/5", None),
         ("my number is 212 555 0199", None),
+        ("is there anything after 4pm on monday", None),  # a wish, not a pick
+        ("monday before 10:30 please", None),
+        ("after 3pm, or at 5pm", "at 5pm"),
     ],
 )
 def test_a_time_named_in_a_longer_message_is_found(text, found):

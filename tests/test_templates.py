@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 from datetime import date, datetime, timezone
-from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
 
 from clinic.settings import DEFAULT_TEMPLATES_PATH
-from clinic.templates import TemplateError, format_day, format_when, load_templates
+from clinic.templates import format_day, format_when, load_templates
 
 NEW_YORK = ZoneInfo("America/New_York")
 
@@ -60,27 +59,3 @@ def test_times_are_shown_in_the_doctors_zone_with_daylight_saving(instant, zone,
 
 def test_days_read_like_thu_feb_5():
     assert format_day(date(2026, 2, 5)) == "Thu, Feb 5"
-
-
-def test_a_clinic_can_reword_a_template_in_its_own_file(tmp_path: Path):
-    custom = tmp_path / "templates.yml"
-    text = DEFAULT_TEMPLATES_PATH.read_text().replace(
-        "Your appointment is confirmed for {when}{visit_with_doctor}.", "See you on {when}!"
-    )
-    custom.write_text(text)
-    start = datetime(2026, 2, 5, 19, 0, tzinfo=timezone.utc)
-    rendered = load_templates(custom).confirmation(start, NEW_YORK, reminder_deliverable=True)
-    assert rendered.startswith("See you on Feb 5, 2026 at 2:00 PM!")
-
-
-def test_a_missing_text_or_unknown_placeholder_is_reported(tmp_path: Path):
-    missing = tmp_path / "missing.yml"
-    missing.write_text("confirmation: 'Hi {when}'\n")
-    with pytest.raises(TemplateError, match="missing templates"):
-        load_templates(missing)
-    wrong = tmp_path / "wrong.yml"
-    wrong.write_text(
-        DEFAULT_TEMPLATES_PATH.read_text().replace("{when}{visit_with_doctor}.", "{when}{doctorr}.")
-    )
-    with pytest.raises(TemplateError, match="doctorr"):
-        load_templates(wrong)
