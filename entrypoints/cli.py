@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import time as clock
 from collections.abc import Sequence
 from datetime import date, datetime, time, timedelta
 from functools import partial
@@ -19,12 +18,11 @@ from clinic.audit import hash_id
 from clinic.calendar_feed import doctor_calendar, feed_url
 from clinic.context import Clinic
 from clinic.db import create_database_engine, transaction
-from clinic.delivery import Outbox, remember_own_messages
+from clinic.delivery import Outbox
 from clinic.errors import ClinicError
 from clinic.migrate import upgrade_to_latest
 from clinic.models import BOOKED, Appointment, BlockedTime, Doctor, WorkingHours
 from clinic.profile import load_profile
-from clinic.reminders import send_due_reminders
 from clinic.retention import purge
 from clinic.settings import (
     Settings,
@@ -36,9 +34,8 @@ from clinic.settings import (
     variables,
 )
 from clinic.slots import day_bounds
-from clinic.templates import WEEKDAYS, TemplateError, format_when, templates_for
-from connectors.graph_api import GraphApiClient
-from connectors.reminder_sender import graph_sender
+from clinic.templates import WEEKDAYS, TemplateError
+from entrypoints import reminders
 
 # Name, working hours (weekday, opens, closes), the visit types offered (by their place in
 # the profile: 0 is the first).
@@ -54,7 +51,6 @@ DEMO_DOCTORS = [
         [0, 2],
     ),
 ]
-PURGE_EVERY_SECONDS = 3600
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -284,29 +280,7 @@ def add_block(clinic: Clinic, args: argparse.Namespace) -> int:
 
 
 def send_reminders(clinic: Clinic, args: argparse.Namespace) -> int:
-    """Sends due reminders through Instagram (INSTAGRAM_ACCESS_TOKEN), once or in a loop;
-    the loop also runs the retention job once an hour."""
-    client = GraphApiClient.from_settings(clinic.settings)
-    texts = templates_for(clinic.settings)
-    render = lambda start, zone: texts.render("reminder", when=format_when(start, zone))  # noqa: E731
-    last_purge = None
-    try:
-        while True:
-            remember = partial(_remember_sent, clinic)
-            report = send_due_reminders(clinic, graph_sender(client, remember), render)
-            print(
-                f"Reminders: {report.sent} sent, {report.window_closed} waiting for the "
-                f"patient to write, {report.unavailable} unreachable, {report.failed} failed.",
-                flush=True,
-            )
-            if not args.loop:
-                return 0
-            if last_purge is None or clock.monotonic() - last_purge >= PURGE_EVERY_SECONDS:
-                run_purge(clinic, args)
-                last_purge = clock.monotonic()
-            clock.sleep(args.interval)
-    finally:
-        client.close()
+    return reminders.send_reminders(clinic, args, partial(run_purge, clinic, args))
 
 
 def run_purge(clinic: Clinic, _args: argparse.Namespace) -> int:
@@ -364,10 +338,6 @@ def list_outbox(clinic: Clinic, args: argparse.Namespace) -> int:
     state = "given up" if args.failed else "waiting or given up"
     print(f"{len(replies)} replies {state}.")
     return 0
-
-
-def _remember_sent(clinic: Clinic, mids: list[str | None]) -> None:
-    remember_own_messages(clinic.engine, mids, clinic.now())
 
 
 def list_handoffs(clinic: Clinic, _args: argparse.Namespace) -> int:

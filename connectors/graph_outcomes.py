@@ -1,0 +1,139 @@
+"""What one Send API answer means: `Sent`, `Throttled`, `Unavailable` or `Rejected`.
+
+The outbox's retry decisions read these and nothing else; `describe` is what a log line or a
+dead letter shows of one (kinds and codes, never what the patient wrote).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+from dataclasses import dataclass
+
+# Rate limits (4, 17, 32, 613, 80002) and transient API faults (1, 2): worth another try later.
+THROTTLING_CODES = frozenset({1, 2, 4, 17, 32, 613, 80002})
+OUTSIDE_WINDOW_CODE = 10
+OUTSIDE_WINDOW_SUBCODE = 2534022
+RECIPIENT_UNAVAILABLE_CODE = 551
+INVALID_TOKEN_CODE = 190
+
+
+@dataclass(frozen=True)
+class Sent:
+    """Graph accepted the request. Sender actions are acknowledged without a message id."""
+
+    message_id: str | None
+
+
+@dataclass(frozen=True)
+class Throttled:
+    """HTTP 429 or a rate-limit code: try again, after `retry_after` seconds when Graph says."""
+
+    retry_after: float | None
+    code: int | None
+
+
+@dataclass(frozen=True)
+class Unavailable:
+    """No usable answer (network error, timeout, 5xx, unreadable body): try again."""
+
+    reason: str
+    retry_after: float | None = None
+
+
+@dataclass(frozen=True)
+class Rejected:
+    """Graph refused the request for good: the same request would fail the same way."""
+
+    code: int | None
+    subcode: int | None
+    http_status: int
+
+    @property
+    def reason(self) -> str:
+        """ "outside_window" (only the patient can reopen it), "recipient_unavailable" (551:
+        blocked us, deactivated…), "invalid_token" (190) or "rejected" (anything else)."""
+        if self.code == OUTSIDE_WINDOW_CODE and self.subcode in (OUTSIDE_WINDOW_SUBCODE, None):
+            return "outside_window"
+        if self.code == RECIPIENT_UNAVAILABLE_CODE:
+            return "recipient_unavailable"
+        if self.code == INVALID_TOKEN_CODE:
+            return "invalid_token"
+        return "rejected"
+
+
+Outcome = Sent | Throttled | Unavailable | Rejected
+
+
+def classify_response(status: int, content: bytes, retry_after: str | None = None) -> Outcome:
+    """Maps one HTTP answer of `/me/messages` (status, raw body, Retry-After) onto an `Outcome`."""
+    seconds = parse_retry_after(retry_after)
+    try:
+        body = json.loads(content)
+    except ValueError:
+        body = None
+    error = body.get("error") if isinstance(body, dict) else None
+    code, subcode = _error_codes(error)
+    if status == 429 or code in THROTTLING_CODES:
+        return Throttled(seconds, code)
+    if code is not None:
+        return Rejected(code, subcode, status)
+    if 200 <= status < 300:
+        if isinstance(body, dict) and error is None:
+            message_id = body.get("message_id")
+            return Sent(message_id if isinstance(message_id, str) else None)
+        return Unavailable(f"unreadable body (HTTP {status})")
+    if status == 408 or status >= 500:
+        return Unavailable(f"HTTP {status}", seconds if status == 503 else None)
+    return Rejected(None, None, status)
+
+
+def parse_retry_after(value: str | None) -> float | None:
+    """Seconds from a `Retry-After` header; None when absent or not a number of seconds."""
+    if value is None:
+        return None
+    try:
+        seconds = float(value.strip())
+    except ValueError:
+        return None
+    return seconds if math.isfinite(seconds) and seconds >= 0 else None
+
+
+def _error_codes(error: object) -> tuple[int | None, int | None]:
+    if not isinstance(error, dict):
+        return None, None
+    return _int_or_none(error.get("code")), _int_or_none(error.get("error_subcode"))
+
+
+def _int_or_none(value: object) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Exponential backoff with full jitter; a server's Retry-After wins, up to a ceiling."""
+
+    base: float = 0.5
+    cap: float = 20.0
+    retry_after_cap: float = 60.0
+
+    def delay(self, attempt: int, retry_after: float | None, rng: random.Random) -> float:
+        """Seconds to wait after failed attempt number `attempt` (the first is 1): uniform in
+        [0, min(cap, base * 2 ** (attempt - 1))], e.g. up to 0.5 s after the first, 1 s after
+        the second; Retry-After instead when Graph sent one."""
+        if retry_after is not None:
+            return min(retry_after, self.retry_after_cap)
+        ceiling = min(self.cap, self.base * 2 ** min(attempt - 1, 64))
+        return rng.uniform(0.0, ceiling)
+
+
+def describe(outcome: Throttled | Unavailable | Rejected) -> str:
+    """The outcome for a log line: kind and codes, nothing the patient wrote."""
+    if isinstance(outcome, Throttled):
+        return f"throttled code={outcome.code} retry_after={outcome.retry_after}"
+    if isinstance(outcome, Unavailable):
+        return f"unavailable reason={outcome.reason!r} retry_after={outcome.retry_after}"
+    return (
+        f"rejected code={outcome.code} subcode={outcome.subcode} http_status={outcome.http_status}"
+    )
