@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta, timezone
@@ -20,23 +21,15 @@ from clinic.audit import hash_id
 from clinic.db import create_database_engine
 from clinic.delivery import Inbox, InboxFull, InboxItem, NewMessage, Outbox
 from clinic.handoffs import Decision, HandoffDesk, StaffNotice
+from clinic.outbox import Reply
 from clinic.settings import Settings
 from clinic.templates import templates_for
+from connectors import webhook
 from connectors.graph_api import GraphApiClient
 from connectors.graph_outcomes import Sent, describe
 from connectors.outbox import OutboxSender
 from connectors.replies import InstagramOutput
-from connectors.webhook import (
-    MAX_BODY_BYTES,
-    BadDelivery,
-    ControlReturned,
-    Ignored,
-    Incoming,
-    Item,
-    StaffWrote,
-    parse_delivery,
-    signature_is_valid,
-)
+from connectors.webhook import ControlReturned, Incoming, Item, StaffWrote
 from connectors.worker import InboxWorker
 
 logger = logging.getLogger(__name__)
@@ -72,10 +65,14 @@ class InstagramChannel:
         this server held when it last stopped (before any delivery is taken)."""
         settings = self.settings
         self._converse, self._replay = converse, replay
-        # The blocking calls of every turn and delivery: a few each, for each turn at once.
-        threads = 4 * settings.max_concurrency
+        # The blocking calls (intake, turns, the poller's sends), each thread with a database
+        # connection kept open: opening one per call cost more than the calls. A connection
+        # that went stale fails one call, and the pool is renewed (no ping before each use).
+        threads = 3 * settings.max_concurrency
         self._executor = ThreadPoolExecutor(threads, thread_name_prefix="instagram-io")
-        engine = create_database_engine(settings.database_url)
+        engine = create_database_engine(
+            settings.database_url, pool_size=threads, max_overflow=0, pool_pre_ping=False
+        )
         lease = timedelta(seconds=settings.lease_seconds)
         key = settings.id_hash_key
         self.inbox = Inbox(
@@ -87,7 +84,8 @@ class InstagramChannel:
             self.access_token, base_url=settings.graph_url, max_connections=threads
         )
         budget = timedelta(seconds=settings.outbox_retry_seconds)
-        self.sender = OutboxSender(self.outbox, self.graph, budget, key, self._executor)
+        self.sender = OutboxSender(self.outbox, self.graph, budget, key)
+        self._typing: set[asyncio.Future] = set()
         claim = lambda limit: self._io(self.inbox.claim, limit)  # noqa: E731
         self.worker = InboxWorker(self._take_turn, claim, settings.max_concurrency, POLL_SECONDS)
         try:
@@ -97,8 +95,7 @@ class InstagramChannel:
             logger.warning("recovery failed: %s", type(error).__name__)
 
     def start_turns(self) -> None:
-        """Starts taking messages from the inbox (once the dialogue can answer them) and
-        sending what waits in the outbox, on the running loop."""
+        """Starts the turns (once the dialogue can answer them) and the outbox's poller."""
         self.worker.start()
         self._jobs = [asyncio.create_task(job()) for job in (self._poll_outbox, self._renew)]
 
@@ -109,7 +106,8 @@ class InstagramChannel:
         """Sends what waits for no one here: due retries, reminders, a dead server's."""
         while True:
             try:
-                await self.sender.poll()
+                items = await self._io(self.sender.claim_due)
+                await asyncio.gather(*(self._io(self.sender.send, [item]) for item in items))
             except Exception as error:  # noqa: BLE001 - the poller outlives any fault
                 logger.warning("outbox poll failed: %s", type(error).__name__)
             await asyncio.sleep(POLL_SECONDS)
@@ -133,20 +131,19 @@ class InstagramChannel:
         unfinished = await self.worker.drain(self.settings.shutdown_grace_seconds)
         if unfinished:
             await self._io(self.inbox.release, unfinished)
-        await self.sender.close(2.0)
+        await self._io(self._stop_sending, 2.0)
         logger.info("instagram channel drained; %d turns left to the next start", len(unfinished))
         return len(unfinished)
 
     async def stop(self) -> None:
-        """Cancels what still runs (its leases run out) and releases the threads and
-        connections."""
+        """Cancels what still runs (its leases run out); releases threads and connections."""
         if self.worker is None:
             return
         self._draining = True
         self.worker.stop()
         for job in self._jobs:
             job.cancel()
-        await self.sender.close(0)
+        await self._io(self._stop_sending, 0.0)
         self._executor.shutdown(wait=False, cancel_futures=True)
         self.graph.close()
 
@@ -155,19 +152,19 @@ class InstagramChannel:
         accepted. 200 only once the messages are committed."""
         if self._draining:
             return SHUTTING_DOWN
-        if len(body) > MAX_BODY_BYTES:
+        if len(body) > webhook.MAX_BODY_BYTES:
             logger.warning("instagram delivery rejected: too large (%d bytes)", len(body))
             return 413, "payload too large"
-        if not signature_is_valid(body, signature_header, self.app_secret):
+        if not webhook.signature_is_valid(body, signature_header, self.app_secret):
             logger.warning("instagram delivery rejected: bad or missing signature")
             return 403, "forbidden"
         try:
-            items = parse_delivery(body, self.settings.instagram_app_id)
-        except BadDelivery as error:
+            items = webhook.parse_delivery(body, self.settings.instagram_app_id)
+        except webhook.BadDelivery as error:
             logger.warning("instagram delivery rejected: %s", error)
             return 400, "bad request"
         for item in items:
-            if isinstance(item, Ignored):
+            if isinstance(item, webhook.Ignored):
                 logger.info("instagram item ignored: %s", item.reason)
         try:
             incoming = await self._after_staff(items)
@@ -192,10 +189,8 @@ class InstagramChannel:
 
     async def _after_staff(self, items: list[Item]) -> list[Incoming]:
         """Records staff writing and control coming back (committed before the 200); the
-        patients' messages that are the bot's to store. Messages on the standby channel
-        belong to the app holding the conversation (staff, in the Instagram inbox), unless
-        the hand-off that sent the patient there has run out: those are stored like any
-        other, and their turn takes the conversation back first."""
+        messages that are the bot's to store: not those on the standby channel (the app
+        holding the conversation answers them), unless the hand-off there ran out."""
         notices = [_notice(i) for i in items if isinstance(i, (StaffWrote, ControlReturned))]
         if notices:
             for notice in await self._io(self.handoffs.record, notices):
@@ -216,18 +211,30 @@ class InstagramChannel:
         ref = self._ref(item.sender_id)
         output = InstagramOutput(item.mid, self.settings.handoff_target_app_id)
         try:
-            # A turn that hangs (an action server that never answers, say) would hold the
-            # patient's messages: its lease is renewed while it runs. Cut short, it is tried
-            # again like any failed turn.
+            # A turn that hangs (an action server that never answers) is cut short, then
+            # tried again like any failed turn: it would hold the patient's messages.
             deadline = self.settings.turn_deadline_seconds
             await asyncio.wait_for(self._through_dialogue(item, output, ref), deadline)
-            stored = await self._io(self.outbox.store, output.take(), item)
+            return await self._io(self._end_turn, item, output.take(), ref)
         except Exception as error:  # noqa: BLE001 - the class only: it may quote the patient
             return await self._turn_failed(item, error)
+
+    def _end_turn(self, item: InboxItem, replies: list[Reply], ref: str) -> bool:
+        """Stores the replies with the message's end (one commit), then sends them; True when
+        the patient's next message waits. Blocking."""
+        stored = self.outbox.store(replies, item)
         logger.info("instagram item processed kind=%s sender=%s", item.kind, ref)
-        if stored.leased:
-            await self.sender.send(stored.leased)
+        self.sender.send(stored.leased)
         return stored.next_message_waits
+
+    def _stop_sending(self, grace_seconds: float) -> None:
+        """Sends in flight may finish within `grace_seconds`; what is still held then goes
+        back to the outbox. Blocking."""
+        self.sender.stopping = True
+        deadline = time.monotonic() + grace_seconds
+        while self.sender.held and time.monotonic() < deadline:
+            time.sleep(0.02)
+        self.outbox.release(list(self.sender.held))
 
     async def _through_dialogue(self, item: InboxItem, output: InstagramOutput, ref: str) -> None:
         if item.attempts > 1 and await self._replay(item, output):
@@ -249,8 +256,10 @@ class InstagramChannel:
         if item.kind == "attachment":
             await output.send_text_message(item.sender_id, self._attachment_reply)
             return
-        if self.settings.typing_indicator:
-            self.sender.typing(item.sender_id)
+        if self.settings.typing_indicator:  # never waited for
+            typing = asyncio.ensure_future(self._io(self.sender.typing, item.sender_id))
+            self._typing.add(typing)
+            typing.add_done_callback(self._typing.discard)
         await self._converse(item, output)
 
     async def _turn_failed(self, item: InboxItem, error: Exception) -> bool:

@@ -1,9 +1,6 @@
 """The Graph API client: `POST {base_url}/me/messages` (and `take_thread_control`), one
-blocking attempt per call, every answer an `Outcome` (connectors/graph_outcomes.py).
-
-Blocking on purpose: callers on an event loop run it in an executor. Retries are the
-outbox's (connectors/outbox.py), never the client's: no hidden retries here either.
-"""
+blocking attempt per call, every answer an `Outcome` (connectors/graph_outcomes.py). Retries
+are the outbox's (connectors/outbox.py), never the client's."""
 
 from __future__ import annotations
 

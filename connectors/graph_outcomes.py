@@ -1,8 +1,6 @@
-"""What one Send API answer means: `Sent`, `Throttled`, `Unavailable` or `Rejected`.
-
-The outbox's retry decisions read these and nothing else; `describe` is what a log line or a
-dead letter shows of one (kinds and codes, never what the patient wrote).
-"""
+"""What one Send API answer means: `Sent`, `Throttled`, `Unavailable` or `Rejected`. The
+outbox's retry decisions read these and nothing else; `describe` is what a log line or a
+dead letter shows of one (kinds and codes, never what the patient wrote)."""
 
 from __future__ import annotations
 
@@ -13,17 +11,13 @@ from dataclasses import dataclass
 
 # Rate limits (4, 17, 32, 613, 80002) and transient API faults (1, 2): worth another try later.
 THROTTLING_CODES = frozenset({1, 2, 4, 17, 32, 613, 80002})
-OUTSIDE_WINDOW_CODE = 10
-OUTSIDE_WINDOW_SUBCODE = 2534022
-RECIPIENT_UNAVAILABLE_CODE = 551
-INVALID_TOKEN_CODE = 190
+# What a refusal's code means (10 only with subcode 2534022 or none).
+REASONS = {10: "outside_window", 551: "recipient_unavailable", 190: "invalid_token"}
 
 
 @dataclass(frozen=True)
 class Sent:
-    """Graph accepted the request. Sender actions are acknowledged without a message id."""
-
-    message_id: str | None
+    message_id: str | None  # none for a sender action
 
 
 @dataclass(frozen=True)
@@ -53,14 +47,10 @@ class Rejected:
     @property
     def reason(self) -> str:
         """ "outside_window" (only the patient can reopen it), "recipient_unavailable" (551:
-        blocked us, deactivated…), "invalid_token" (190) or "rejected" (anything else)."""
-        if self.code == OUTSIDE_WINDOW_CODE and self.subcode in (OUTSIDE_WINDOW_SUBCODE, None):
-            return "outside_window"
-        if self.code == RECIPIENT_UNAVAILABLE_CODE:
-            return "recipient_unavailable"
-        if self.code == INVALID_TOKEN_CODE:
-            return "invalid_token"
-        return "rejected"
+        blocked us, deactivated…), "invalid_token" (190), or "rejected"."""
+        if self.code == 10 and self.subcode not in (2534022, None):
+            return "rejected"
+        return REASONS.get(self.code, "rejected")
 
 
 Outcome = Sent | Throttled | Unavailable | Rejected
@@ -74,7 +64,8 @@ def classify_response(status: int, content: bytes, retry_after: str | None = Non
     except ValueError:
         body = None
     error = body.get("error") if isinstance(body, dict) else None
-    code, subcode = _error_codes(error)
+    errors = error if isinstance(error, dict) else {}
+    code, subcode = _int(errors.get("code")), _int(errors.get("error_subcode"))
     if status == 429 or code in THROTTLING_CODES:
         return Throttled(seconds, code)
     if code is not None:
@@ -91,22 +82,14 @@ def classify_response(status: int, content: bytes, retry_after: str | None = Non
 
 def parse_retry_after(value: str | None) -> float | None:
     """Seconds from a `Retry-After` header; None when absent or not a number of seconds."""
-    if value is None:
-        return None
     try:
-        seconds = float(value.strip())
+        seconds = float(value.strip()) if value is not None else None
     except ValueError:
         return None
-    return seconds if math.isfinite(seconds) and seconds >= 0 else None
+    return seconds if seconds is not None and math.isfinite(seconds) and seconds >= 0 else None
 
 
-def _error_codes(error: object) -> tuple[int | None, int | None]:
-    if not isinstance(error, dict):
-        return None, None
-    return _int_or_none(error.get("code")), _int_or_none(error.get("error_subcode"))
-
-
-def _int_or_none(value: object) -> int | None:
+def _int(value: object) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
@@ -119,13 +102,11 @@ class RetryPolicy:
     retry_after_cap: float = 60.0
 
     def delay(self, attempt: int, retry_after: float | None, rng: random.Random) -> float:
-        """Seconds to wait after failed attempt number `attempt` (the first is 1): uniform in
-        [0, min(cap, base * 2 ** (attempt - 1))], e.g. up to 0.5 s after the first, 1 s after
-        the second; Retry-After instead when Graph sent one."""
+        """Seconds to wait after failed attempt `attempt` (the first is 1): uniform in
+        [0, min(cap, base * 2 ** (attempt - 1))], or Graph's Retry-After when it sent one."""
         if retry_after is not None:
             return min(retry_after, self.retry_after_cap)
-        ceiling = min(self.cap, self.base * 2 ** min(attempt - 1, 64))
-        return rng.uniform(0.0, ceiling)
+        return rng.uniform(0.0, min(self.cap, self.base * 2 ** min(attempt - 1, 64)))
 
 
 def describe(outcome: Throttled | Unavailable | Rejected) -> str:

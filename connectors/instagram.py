@@ -1,5 +1,5 @@
 """The Instagram channel in the rasa server: Meta's webhooks in, Graph API messages out,
-nothing lost between.
+nothing lost between (docs/delivery.md).
 
 Configured in credentials.yml under `connectors.instagram.InstagramInput`:
     verify_token: "${INSTAGRAM_VERIFY_TOKEN}"
@@ -7,14 +7,10 @@ Configured in credentials.yml under `connectors.instagram.InstagramInput`:
     access_token: "${INSTAGRAM_ACCESS_TOKEN}"
 and by the settings (INSTAGRAM_GRAPH_URL, INBOX_LEASE_SECONDS, …; see README).
 
-The constructor only stores that configuration. Everything else starts with the server
-(Sanic's `before_server_start`) and stops with it. A POST is checked (size, signature,
-shape), its messages are committed to the durable inbox, and only then does Meta get its
-200; the inbox worker runs the turns and the replies go out through the durable outbox
-(docs/delivery.md). That work (`connectors/channel_core.py`) runs on the server's own event
-loop; this module adds Rasa: the messages Rasa reads, the output channel it writes to, the
-web routes. On SIGTERM the server answers 503 to new deliveries, finishes the turns it has
-begun within SHUTDOWN_GRACE_SECONDS and leaves the rest to the next start.
+The constructor only stores that configuration. The channel (connectors/channel_core.py)
+opens with the server (Sanic's `before_server_start`) and runs on its event loop; this module
+adds Rasa: the messages Rasa reads, the output channel it writes to, the web routes. On
+SIGTERM new deliveries get 503 and the turns begun finish within SHUTDOWN_GRACE_SECONDS.
 """
 
 from __future__ import annotations
@@ -44,8 +40,6 @@ from connectors.replies import InstagramOutput
 from connectors.webhook import MAX_BODY_BYTES, SIGNATURE_HEADER
 
 logger = logging.getLogger(__name__)
-
-_VARIABLE = re.compile(r"\$\{(\w+)\}")
 
 # (sender id, mid) -> None if the conversation does not hold that message yet, else the
 # bot's answers to it there (as Rasa hands them to an output channel).
@@ -77,34 +71,31 @@ class InstagramInput(InstagramChannel, InputChannel):
 
     async def _store_and_send(self, replies: list[Reply]) -> None:
         stored = await self._io(self.outbox.store, replies)
-        await self.sender.send(stored.leased)
+        await self._io(self.sender.send, stored.leased)
 
     def dialogue(
         self, on_new_message: OnNewMessage, answers_if_handled: AnswersIfHandled | None = None
     ) -> tuple[Converse, Replay]:
         """What the channel's turns ask of Rasa: a message through the dialogue, and the
-        answers a conversation already holds collected again."""
+        answers a conversation already holds written again."""
 
         async def converse(item: InboxItem, output: InstagramOutput) -> None:
             REDACTOR.register(item.sender_id, item.text)  # never in a log line
-            message = UserMessage(
-                text=item.text,
-                output_channel=output,
-                sender_id=item.sender_id,
-                input_channel=self.name(),
-                message_id=item.mid,
+            await on_new_message(
+                UserMessage(
+                    item.text,
+                    output,
+                    item.sender_id,
+                    input_channel="instagram",
+                    message_id=item.mid,
+                )
             )
-            await on_new_message(message)
 
         async def replay(item: InboxItem, output: InstagramOutput) -> bool:
-            if answers_if_handled is None:
-                return False
-            answers = await answers_if_handled(item.sender_id, item.mid)
-            if answers is None:
-                return False
-            for answer in answers:
+            answers = answers_if_handled and await answers_if_handled(item.sender_id, item.mid)
+            for answer in answers or []:
                 await output.send_response(item.sender_id, dict(answer))
-            return True
+            return answers is not None
 
         return converse, replay
 
@@ -146,10 +137,11 @@ class InstagramInput(InstagramChannel, InputChannel):
 
     def verify(self, args: Mapping[str, Any]) -> HTTPResponse:
         """Meta's subscription handshake: echo the challenge for our verify token only."""
-        mode, token = _first(args, "hub.mode"), _first(args, "hub.verify_token")
-        if mode == "subscribe" and token and _same(token, self.verify_token):
+        first = {name: (v[0] if isinstance(v, list) and v else v) for name, v in args.items()}
+        token = first.get("hub.verify_token") or ""
+        if first.get("hub.mode") == "subscribe" and token and _same(token, self.verify_token):
             logger.info("instagram webhook verified")
-            return response.text(_first(args, "hub.challenge") or "")
+            return response.text(first.get("hub.challenge") or "")
         logger.warning("instagram webhook verification refused")
         return response.text("forbidden", status=403)
 
@@ -187,19 +179,11 @@ def _expand(value: str) -> str:
     """`${NAME}` from the environment; a clear error when it is not set."""
 
     def lookup(match: re.Match) -> str:
-        name = match.group(1)
-        if not os.environ.get(name):
-            raise ValueError(f"the Instagram channel needs the environment variable {name}")
-        return os.environ[name]
+        if not os.environ.get(match.group(1)):
+            raise ValueError(f"the Instagram channel needs the environment variable {match[1]}")
+        return os.environ[match.group(1)]
 
-    return _VARIABLE.sub(lookup, value)
-
-
-def _first(args: Mapping[str, Any], name: str) -> str | None:
-    value = args.get(name)
-    if isinstance(value, list):
-        value = value[0] if value else None
-    return value
+    return re.sub(r"\$\{(\w+)\}", lookup, value)
 
 
 def _same(given: str, expected: str) -> bool:

@@ -1,6 +1,5 @@
-"""The turns, as tasks on the rasa server's own event loop: inbox items claimed per patient
-in order, several patients at once up to a bound, each under a lease (renewed by the
-channel while the turn runs)."""
+"""The turns, as tasks on the rasa server's event loop: inbox items claimed per patient in
+order, several patients at once up to a bound, each under a lease the channel renews."""
 
 from __future__ import annotations
 
@@ -14,12 +13,11 @@ logger = logging.getLogger(__name__)
 
 
 class InboxWorker:
-    """Runs `handle(item)` for claimed inbox items, at most `max_concurrency` at once.
-    `handle` returns True when the patient's next message waits in the inbox.
-
-    A claim is a costly query, so it runs only when something may wait unclaimed: the
-    intake left messages (`wake`), a turn's patient has another, the last claim filled
-    every free place, or the poll (leases that ran out, retries due, other replicas')."""
+    """Runs `handle(item)` (True when the patient's next message waits) for claimed items,
+    at most `max_concurrency` at once. A claim is a costly query, so it runs only when
+    something may wait unclaimed: the intake left messages (`wake`), a turn's patient has
+    another, the last claim filled every free place, or the poll (leases that ran out,
+    retries due, other replicas' messages)."""
 
     def __init__(
         self,
@@ -29,10 +27,8 @@ class InboxWorker:
         poll_seconds: float,
     ):
         self.running: dict[int, asyncio.Task] = {}
-        self._handle = handle
-        self._claim_items = claim
-        self._max_concurrency = max_concurrency
-        self._poll_seconds = poll_seconds
+        self._handle, self._claim_items = handle, claim
+        self._max_concurrency, self._poll_seconds = max_concurrency, poll_seconds
         self._claiming = False  # from `start` on
         self._maybe_waiting = True  # messages no one claimed may wait in the inbox
         self._wake: asyncio.Event | None = None
@@ -40,8 +36,7 @@ class InboxWorker:
 
     def start(self) -> None:
         """Starts claiming, on the running loop."""
-        self._wake = asyncio.Event()
-        self._claiming = True
+        self._wake, self._claiming = asyncio.Event(), True
         self._main = asyncio.create_task(self._claim_loop())
 
     def wake(self) -> None:
@@ -51,8 +46,7 @@ class InboxWorker:
             self._wake.set()
 
     def free(self) -> int:
-        """How many more turns would run now; none before `start`, so the intake claims
-        nothing for a worker that can't run it yet."""
+        """How many more turns would run now (none before `start`)."""
         return max(0, self._max_concurrency - len(self.running)) if self._claiming else 0
 
     def run(self, items: list[InboxItem]) -> None:
@@ -61,8 +55,8 @@ class InboxWorker:
             self.running[item.id] = asyncio.create_task(self._turn(item))
 
     async def drain(self, grace_seconds: float) -> list[int]:
-        """Stops claiming, lets the turns in progress finish within `grace_seconds`; the
-        ids of those that did not (cancelled, for the caller to give back)."""
+        """Stops claiming; the turns in progress may finish within `grace_seconds`. The ids
+        of those that did not (cancelled, for the caller to give back)."""
         self._claiming = False
         if self._main is not None:
             self._main.cancel()
@@ -84,26 +78,20 @@ class InboxWorker:
     async def _claim_loop(self) -> None:
         while True:
             self._wake.clear()
-            await self._claim()
+            free = self.free()
+            if free and self._maybe_waiting:
+                self._maybe_waiting = False  # a wake from now on asks for the next claim
+                try:
+                    items = await self._claim_items(free)
+                except Exception as error:  # noqa: BLE001 - the database may be down: poll again
+                    logger.warning("inbox claim failed: %s", type(error).__name__)
+                    items, self._maybe_waiting = [], True
+                self._maybe_waiting |= len(items) == free  # more may wait than there was room
+                self.run(items)
             try:
                 await asyncio.wait_for(self._wake.wait(), self._poll_seconds)
             except asyncio.TimeoutError:
                 self._maybe_waiting = True
-
-    async def _claim(self) -> None:
-        free = self.free()
-        if free <= 0 or not self._maybe_waiting:
-            return
-        self._maybe_waiting = False  # a wake from now on asks for the next claim
-        try:
-            items = await self._claim_items(free)
-        except Exception as error:  # noqa: BLE001 - the database may be down: poll again
-            logger.warning("inbox claim failed: %s", type(error).__name__)
-            self._maybe_waiting = True
-            return
-        if len(items) == free:
-            self._maybe_waiting = True  # more may wait than there was room for
-        self.run(items)
 
     async def _turn(self, item: InboxItem) -> None:
         try:

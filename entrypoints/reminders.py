@@ -5,7 +5,6 @@ them too: whichever claims a row first sends it)."""
 from __future__ import annotations
 
 import argparse
-import asyncio
 import time
 import uuid
 from collections.abc import Callable
@@ -38,10 +37,13 @@ def send_reminders(
     try:
         while True:
             report = queue_due_reminders(clinic, outbox, render, text_messages)
-            claimed = asyncio.run(_send_due(sender))
+            claimed = total = sender.poll()
+            while claimed:  # until nothing is due
+                claimed = sender.poll()
+                total += claimed
             print(
                 f"Reminders: {report.queued} queued, {report.window_closed} waiting for the "
-                f"patient to write; outbox: {claimed} messages tried.",
+                f"patient to write; outbox: {total} messages tried.",
                 flush=True,
             )
             if not args.loop:
@@ -52,12 +54,3 @@ def send_reminders(
             time.sleep(args.interval)
     finally:
         client.close()
-
-
-async def _send_due(sender: OutboxSender) -> int:
-    """Claims and sends until nothing is due; how many were claimed."""
-    claimed = total = await sender.poll()
-    while claimed:
-        claimed = await sender.poll()
-        total += claimed
-    return total

@@ -655,7 +655,7 @@ def test_a_drained_server_leaves_waiting_replies_to_the_others(graph, recorder, 
         reply = channel.outbox.add("IG_TEST_1", "mid.text.1", 0, {"text": "Hi!"})
         channel.outbox.release([reply])
 
-        channel.call(channel.sender.poll())  # what the outbox poller runs until the process exits
+        channel.sender.poll()  # what the outbox poller runs until the process exits
 
         assert rows(sqlite_url, OutboxMessage, OutboxMessage.lease_until.is_not(None)) == 0
     finally:

@@ -3,7 +3,6 @@ any reply, their fate reported back; and the doctor's calendar parsed back."""
 
 from __future__ import annotations
 
-import asyncio
 import threading
 from datetime import date, datetime, time, timedelta, timezone
 from zoneinfo import ZoneInfo
@@ -27,7 +26,6 @@ from connectors.fake_graph import FakeGraphApi, FakeResponse
 from connectors.graph_api import GraphApiClient
 from connectors.graph_messages import text_messages
 from connectors.outbox import OutboxSender
-from entrypoints.reminders import _send_due
 from tests.factories import add_block, add_doctor, add_patient
 
 NEW_YORK = ZoneInfo("America/New_York")
@@ -55,7 +53,9 @@ def remind(clinic: Clinic, graph: FakeGraphApi) -> RunReport:
     client = GraphApiClient("token", base_url=graph.base_url)
     try:
         report = queue_due_reminders(clinic, outbox, render, text_messages)
-        asyncio.run(_send_due(OutboxSender(outbox, client, timedelta(minutes=3), key)))
+        sender = OutboxSender(outbox, client, timedelta(minutes=3), key)
+        while sender.poll():  # what `remind` runs after queuing
+            pass
         return report
     finally:
         client.close()
