@@ -90,9 +90,11 @@ class InstagramChannel:
         self.worker = InboxWorker(self._take_turn, claim, settings.max_concurrency, POLL_SECONDS)
         try:
             freed = await self._io(self.inbox.recover), await self._io(self.outbox.recover)
-            logger.info("taken back from this server's last run: %d messages, %d replies", *freed)
         except Exception as error:  # noqa: BLE001 - the leases run out by themselves
             logger.warning("recovery failed: %s", type(error).__name__)
+            return
+        if any(freed):
+            logger.info("taken back from this server's last run: %d messages, %d replies", *freed)
 
     def start_turns(self) -> None:
         """Starts the turns (once the dialogue can answer them) and the outbox's poller."""
