@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import math
-import random
 from dataclasses import dataclass
 
 # Rate limits (4, 17, 32, 613, 80002) and transient API faults (1, 2): worth another try later.
@@ -91,22 +90,6 @@ def parse_retry_after(value: str | None) -> float | None:
 
 def _int(value: object) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) else None
-
-
-@dataclass(frozen=True)
-class RetryPolicy:
-    """Exponential backoff with full jitter; a server's Retry-After wins, up to a ceiling."""
-
-    base: float = 0.5
-    cap: float = 20.0
-    retry_after_cap: float = 60.0
-
-    def delay(self, attempt: int, retry_after: float | None, rng: random.Random) -> float:
-        """Seconds to wait after failed attempt `attempt` (the first is 1): uniform in
-        [0, min(cap, base * 2 ** (attempt - 1))], or Graph's Retry-After when it sent one."""
-        if retry_after is not None:
-            return min(retry_after, self.retry_after_cap)
-        return rng.uniform(0.0, min(self.cap, self.base * 2 ** min(attempt - 1, 64)))
 
 
 def describe(outcome: Throttled | Unavailable | Rejected) -> str:

@@ -1,17 +1,9 @@
 """The Instagram channel in the rasa server: Meta's webhooks in, Graph API messages out,
-nothing lost between (docs/delivery.md).
-
-Configured in credentials.yml under `connectors.instagram.InstagramInput`:
-    verify_token: "${INSTAGRAM_VERIFY_TOKEN}"
-    app_secret: "${INSTAGRAM_APP_SECRET}"
-    access_token: "${INSTAGRAM_ACCESS_TOKEN}"
-and by the settings (INSTAGRAM_GRAPH_URL, INBOX_LEASE_SECONDS, …; see README).
-
-The constructor only stores that configuration. The channel (connectors/channel_core.py)
-opens with the server (Sanic's `before_server_start`) and runs on its event loop; this module
-adds Rasa: the messages Rasa reads, the output channel it writes to, the web routes. On
-SIGTERM new deliveries get 503 and the turns begun finish within SHUTDOWN_GRACE_SECONDS.
-"""
+nothing lost between (docs/delivery.md). Configured in credentials.yml under
+`connectors.instagram.InstagramInput` (`verify_token`, `app_secret`, `access_token`, each
+`${INSTAGRAM_…}` by default) and by the settings (README). The channel
+(connectors/channel_core.py) opens with the server and runs on its event loop; this module
+adds Rasa: the messages Rasa reads, the output channel it writes to, the web routes."""
 
 from __future__ import annotations
 

@@ -1,12 +1,7 @@
-"""Sending what the outbox holds (clinic/outbox.py): a turn's replies, reminders, and what
-waits for no one (due retries, a dead server's rows). Blocking: the rasa server runs it in
-its executor, `python -m clinic remind` as it is.
-
-One retry policy for all of them: a message Graph refuses for good is kept as failed (a dead
-letter); one that has to wait (throttled, Graph down) goes back to the outbox with the time
-of its next try, the recipient's later ones behind it, and whichever server's poller runs
-then takes them, in order; past `OUTBOX_RETRY_SECONDS` it is failed too.
-"""
+"""Sending what the outbox holds (clinic/outbox.py), blocking: a turn's replies, reminders,
+due retries, a dead server's rows. One retry policy for all: refused for good, or still
+failing past `OUTBOX_RETRY_SECONDS`, a message is kept as failed (a dead letter); one that
+has to wait goes back to the outbox with its next try (`backoff`), later ones behind it."""
 
 from __future__ import annotations
 
@@ -19,12 +14,19 @@ from clinic.audit import hash_id
 from clinic.outbox import Outbox, OutboxItem
 from connectors.graph_api import GraphApiClient
 from connectors.graph_messages import request_body, typing_body
-from connectors.graph_outcomes import Rejected, RetryPolicy, Sent, describe
+from connectors.graph_outcomes import Rejected, Sent, describe
 
 logger = logging.getLogger(__name__)
 
-RETRY_POLICY = RetryPolicy(base=0.5, cap=20.0)
 POLL_LIMIT = 32
+
+
+def backoff(attempt: int, retry_after: float | None, rng: random.Random) -> float:
+    """Seconds before the next try after try `attempt` (the first is 1): Graph's Retry-After
+    (at most 60 s), else full jitter, uniform in [0, min(20, 0.5 * 2 ** (attempt - 1))]."""
+    if retry_after is not None:
+        return min(retry_after, 60.0)
+    return rng.uniform(0.0, min(20.0, 0.5 * 2 ** min(attempt - 1, 64)))
 
 
 class OutboxSender:
@@ -104,7 +106,7 @@ class OutboxSender:
             logger.error("reply given up: %s reply=%s to=%s", describe(outcome), item.id, ref)
             self.outbox.failed(item.id, "gave up: " + describe(outcome))
             return True
-        delay = RETRY_POLICY.delay(item.attempts, outcome.retry_after, self._rng)
+        delay = backoff(item.attempts, outcome.retry_after, self._rng)
         logger.warning(
             "reply delayed: %s reply=%s to=%s retry in %.1f s",
             describe(outcome),
