@@ -22,8 +22,7 @@ def create_database_engine(url: str, **options) -> Engine:
     """A SQLAlchemy 2.0-style engine; SQLite gets WAL, foreign keys and a busy timeout."""
     parsed = make_url(url)
     if parsed.get_backend_name() != "sqlite":
-        options.setdefault("pool_pre_ping", True)
-        return create_engine(url, **options)
+        return create_engine(url, pool_pre_ping=True, **options)
     if parsed.database and parsed.database != ":memory:":
         Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
         # SQLAlchemy 1.4 opens a file database anew for every transaction (NullPool), and

@@ -66,13 +66,10 @@ class InstagramChannel:
         settings = self.settings
         self._converse, self._replay = converse, replay
         # The blocking calls (intake, turns, the poller's sends), each thread with a database
-        # connection kept open: opening one per call cost more than the calls. A connection
-        # that went stale fails one call, and the pool is renewed (no ping before each use).
+        # connection kept open: opening one per call cost more than the calls.
         threads = 3 * settings.max_concurrency
         self._executor = ThreadPoolExecutor(threads, thread_name_prefix="instagram-io")
-        engine = create_database_engine(
-            settings.database_url, pool_size=threads, max_overflow=0, pool_pre_ping=False
-        )
+        engine = create_database_engine(settings.database_url, pool_size=threads, max_overflow=0)
         lease = timedelta(seconds=settings.lease_seconds)
         key = settings.id_hash_key
         self.inbox = Inbox(
