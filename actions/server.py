@@ -39,6 +39,8 @@ def install(server: Sanic) -> None:
     if not settings.action_server_token:
         raise SystemExit("error: ACTION_SERVER_TOKEN is not set: the action server needs one")
     install_redaction(REDACTOR)
+    # rasa_sdk reads its address from SANIC_HOST after this hook: ours, unless set.
+    os.environ.setdefault("SANIC_HOST", settings.action_server_host)
     server.config.REQUEST_MAX_SIZE = MAX_BODY_BYTES
     expected = f"Bearer {settings.action_server_token}".encode()
 
@@ -94,5 +96,4 @@ def main() -> None:
     settings = load_settings()
     utils.configure_colored_logging(os.environ.get("LOG_LEVEL", "INFO"))
     utils.update_sanic_log_level()
-    os.environ.setdefault("SANIC_HOST", settings.action_server_host)
     endpoint.run("actions", settings.action_server_port, cors_origins=None)
