@@ -810,3 +810,14 @@ def test_a_turn_that_sends_several_messages_stores_them_in_one_commit_with_its_e
     assert any(s.startswith("UPDATE inbox_messages SET status") for s in commit)
     texts = [m["message"]["text"] for m in graph.messages_to("IG_TEST_1")]
     assert texts == ["one", "two", "three"]
+
+
+def test_a_message_outside_a_turn_is_stored_and_sent_at_once(channel, graph, sqlite_url):
+    """Rasa's HTTP API (`trigger_intent`, say) writes through `get_output_channel`."""
+    output = channel.get_output_channel()
+    channel.call(output.send_text_message("IG_TEST_1", "A message of the clinic's."))
+    graph.wait_for(1)
+    assert graph.messages_to("IG_TEST_1") == [
+        {"recipient": {"id": "IG_TEST_1"}, "message": {"text": "A message of the clinic's."}}
+    ]
+    assert rows(sqlite_url, OutboxMessage, OutboxMessage.status == "sent") == 1
