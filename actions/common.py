@@ -18,6 +18,7 @@ from rasa_sdk.executor import CollectingDispatcher
 from actions.parsing import parse_day
 from clinic.application import ClinicApp, Offer
 from clinic.audit import hash_id
+from clinic.settings import load_settings
 from clinic.templates import (
     MAX_QUICK_REPLIES,
     QUICK_REPLY_TITLE_LIMIT,
@@ -30,12 +31,19 @@ logger = logging.getLogger(__name__)
 T = TypeVar("T")
 
 
-class UsesClinic:
-    """An action or form validation built with the process's `ClinicApp` (by the
-    composition root in actions/server.py, or by a test)."""
+@functools.cache
+def process_app() -> ClinicApp:
+    """The process's one `ClinicApp`, from the settings: what an action gets when rasa_sdk
+    builds it without arguments, as its action server does with every `Action` it finds."""
+    return ClinicApp.from_settings(load_settings())
 
-    def __init__(self, app: ClinicApp) -> None:
-        self.app = app
+
+class UsesClinic:
+    """An action or form validation built with a `ClinicApp`: the process's (rasa_sdk's
+    action server), or a test's."""
+
+    def __init__(self, app: ClinicApp | None = None) -> None:
+        self.app = app if app is not None else process_app()
 
     @property
     def texts(self) -> Templates:

@@ -1,5 +1,5 @@
-"""The commits on a turn's path: the inbox's, before Meta's 200 (one delivery, and a group
-commit's batch of twenty), and a reply's, before it is sent.
+"""The commits on a turn's path: the inbox's, before Meta's 200 (a delivery of one message,
+and one of twenty), and a reply's, before it is sent.
 
 `Inbox.accept` on SQLite and PostgreSQL, one patient per message, up to 4 claimed at once
 as the channel does; the line is emptied between commits (untimed), as turns end in a

@@ -37,7 +37,6 @@ from connectors.simulate import delivery  # noqa: E402
 from connectors.webhook import SIGNATURE_HEADER, signature  # noqa: E402
 from tests.databases import temporary_postgres_database  # noqa: E402
 from tests.factories import add_doctor  # noqa: E402
-from tests.helpers import child_pids  # noqa: E402
 from tests.servers import running_stack, scaled_out_environment  # noqa: E402
 
 SECRET = "load-secret"
@@ -167,11 +166,6 @@ def main() -> None:
     parser.add_argument("--patients", type=int, default=200)
     parser.add_argument("--arrival-seconds", type=float, default=60, help="patients start within")
     parser.add_argument("--think-seconds", type=float, default=2, help="mean pause between turns")
-    parser.add_argument(
-        "--in-process",
-        action="store_true",
-        help="the channel's delivery work inside each rasa server (INSTAGRAM_DELIVERY_PROCESS=0)",
-    )
     args = parser.parse_args()
     prefix = uuid.uuid4().hex[:8]
     with (
@@ -192,7 +186,6 @@ def main() -> None:
                     False,
                     "/webhooks/instagram/",
                     ACTION_SERVER_URL=f"{url}/webhook",
-                    INSTAGRAM_DELIVERY_PROCESS="0" if args.in_process else "1",
                 )
                 for url in actions
             ]
@@ -201,9 +194,6 @@ def main() -> None:
             elapsed = time.perf_counter() - started
             time.sleep(3)  # anything still in flight would show up as a duplicate
             memory = {p.name: peak_memory_mb(p.popen.pid) for p in stack.processes}
-            for process in stack.processes:  # each rasa server's delivery process
-                for child in child_pids(process.popen.pid):
-                    memory[f"{process.name} delivery"] = peak_memory_mb(child)
             sent_turns = load.turns
             delivered = sum(1 for r in graph.delivered if "message" in (r.body or {}))
         booked, overlaps = integrity(database_url)

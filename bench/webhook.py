@@ -1,21 +1,19 @@
-"""Ack and turn latency: our Instagram channel vs Rasa's facebook and REST channels.
+"""Ack and turn latency and CPU per turn: our Instagram channel vs Rasa's facebook and REST
+channels, side by side in one run.
 
 Two stacks run side by side, one on SQLite and one on PostgreSQL (the database of the
 clinic and of the channel's durable inbox and outbox); in each, one rasa server (same model)
 serves all three channels, with one action server; replies go to the fake Graph API on
 loopback. Rounds interleave backends, channels and concurrency:
 - ack latency: time until the webhook POST is answered (ours commits the messages to the
-  inbox first), at 1 and 20 concurrent senders;
+  inbox first), at 1 and 20 concurrent senders, ours and Rasa's facebook channel's;
 - turn latency: message in -> reply out, at 1 and 20 concurrent senders (for Instagram: the
   DM at the fake Graph API; for REST: the HTTP answer, which carries the reply: the
   no-overhead floor).
-Each rasa server's CPU time per turn is metered too (and its delivery process's, and the
-whole machine's but the benchmark's own: PostgreSQL and the action server included): at 20
-senders the cores are the bottleneck, and CPU time is less noisy than latency on a shared
-machine. Beside the acks, a request the web server answers alone is timed: the floor an ack
-through it cannot go below. By default each stack runs two rasa servers, the channel's
-delivery work in a process beside one and inside the other (INSTAGRAM_DELIVERY_PROCESS=0).
-Run: .venv/bin/python bench/webhook.py [--messages N] [--rounds N] [--without-in-process]
+CPU time per turn is metered for the rasa server and for the whole machine but the
+benchmark's own process (PostgreSQL and the action server included): at 20 senders the
+cores are the bottleneck, and CPU time is less noisy than latency on a shared machine.
+Run: .venv/bin/python bench/webhook.py [--messages N] [--rounds N] [--think-ms MS]
 """
 
 from __future__ import annotations
@@ -47,12 +45,10 @@ from connectors.simulate import delivery  # noqa: E402
 from connectors.webhook import SIGNATURE_HEADER, signature  # noqa: E402
 from entrypoints.cli import main as clinic_cli  # noqa: E402
 from tests.databases import temporary_postgres_database  # noqa: E402
-from tests.helpers import child_pids  # noqa: E402
 from tests.servers import running_stack  # noqa: E402
 
 SECRET = "bench-secret"
 CHANNELS = ("instagram", "rest")
-MODES = ("delivery process", "in-process")
 CREDENTIALS = f"""
 rest:
 facebook:
@@ -97,38 +93,25 @@ async def post(session: aiohttp.ClientSession, url: str, body: bytes, headers: d
 
 async def ack_latencies(
     rasa: str, channel: str, senders: int, messages: int, graph: FakeGraphApi
-) -> tuple[list[float], list[float]]:
-    """`senders` patients at once, each sending `messages` in a row; each POST is timed. And
-    the floor beside them: the times of a request the web server answers by itself (no
-    delivery process, no database), sent every 10 ms meanwhile."""
+) -> list[float]:
+    """`senders` patients at once, each sending `messages` in a row; each POST is timed."""
     url = f"{rasa}/webhooks/{channel}/webhook"
     build = instagram_delivery if channel == "instagram" else facebook_delivery
     run_id = uuid.uuid4().hex[:6]
     before = _replies(graph)
-    floor: list[float] = []
 
     async def patient(number: int, session: aiohttp.ClientSession) -> list[float]:
         sender = f"BENCH_{channel}_{run_id}_{number}"
         return [await post(session, url, *build(sender, "hi")) for _ in range(messages)]
 
-    async def probe(session: aiohttp.ClientSession) -> None:
-        while True:
-            started = time.perf_counter()
-            async with session.get(f"{rasa}/webhooks/instagram/") as answer:
-                await answer.read()
-            floor.append(time.perf_counter() - started)
-            await asyncio.sleep(0.01)
-
     async with aiohttp.ClientSession() as session:
-        prober = asyncio.create_task(probe(session))
         results = await asyncio.gather(*(patient(n, session) for n in range(senders)))
-        prober.cancel()
     # Let every turn finish before the next measurement starts.
     expected = before + senders * messages
     deadline = time.monotonic() + 600
     while _replies(graph) < expected and time.monotonic() < deadline:
         await asyncio.sleep(0.05)
-    return [latency for one in results for latency in one], floor
+    return [latency for one in results for latency in one]
 
 
 def _replies(graph: FakeGraphApi) -> int:
@@ -205,22 +188,18 @@ def servers_cpu_seconds() -> float:
 
 
 class CpuMeter:
-    """CPU time per turn of the rasa server and of its delivery process, phase by phase."""
+    """CPU time per turn of the rasa server and of the whole machine, phase by phase."""
 
     def __init__(self, rasa_pid: int):
-        self.pids = {"rasa": rasa_pid}
-        for child in child_pids(rasa_pid):
-            self.pids["delivery"] = child
+        self.rasa_pid = rasa_pid
         self.used: dict[tuple, float] = defaultdict(float)
         self.turns: dict[tuple, int] = defaultdict(int)
 
     @contextmanager
     def measure(self, key: tuple, turns: int) -> Iterator[None]:
-        before = {name: cpu_seconds(pid) for name, pid in self.pids.items()}
-        servers_before = servers_cpu_seconds()
+        rasa_before, servers_before = cpu_seconds(self.rasa_pid), servers_cpu_seconds()
         yield
-        for name, pid in self.pids.items():
-            self.used[(*key, name)] += cpu_seconds(pid) - before[name]
+        self.used[(*key, "rasa")] += cpu_seconds(self.rasa_pid) - rasa_before
         self.used[(*key, "servers")] += servers_cpu_seconds() - servers_before
         self.turns[key] += turns
 
@@ -234,11 +213,8 @@ def pct(values: list[float], fraction: float) -> float:
 
 
 @contextmanager
-def stack_on(
-    backend: str, folder: Path, graph: FakeGraphApi, modes: tuple[str, ...]
-) -> Iterator[dict[str, tuple[str, CpuMeter]]]:
-    """An action server and a rasa server with the three channels on `backend` for each mode
-    of the channel (its delivery work in a process beside the server, or inside it); each
+def stack_on(backend: str, folder: Path, graph: FakeGraphApi) -> Iterator[tuple[str, CpuMeter]]:
+    """An action server and a rasa server with the three channels on `backend`; the rasa
     server's URL and a meter of its CPU time."""
     with ExitStack() as resources:
         if backend == "postgres":
@@ -258,18 +234,13 @@ def stack_on(
         stack = resources.enter_context(running_stack(database_url, folder, **env))
         stack.env["PYTHONPATH"] = f"{patch}:{stack.env['PYTHONPATH']}"
         stack.start_action_server()
-        servers = {}
-        for mode in modes:
-            rasa = stack.start_rasa(
-                credentials=credentials,
-                api=False,
-                ready_path="/webhooks/instagram/",
-                INSTAGRAM_DELIVERY_PROCESS="1" if mode == MODES[0] else "0",
-            )
-            servers[mode] = rasa, CpuMeter(stack.processes[-1].popen.pid)
-            asyncio.run(rest_turns(rasa, 1, 5))  # warm-up
-            asyncio.run(instagram_turns(rasa, graph, 1, 5))
-        yield servers
+        rasa = stack.start_rasa(
+            credentials=credentials, api=False, ready_path="/webhooks/instagram/"
+        )
+        meter = CpuMeter(stack.processes[-1].popen.pid)
+        asyncio.run(rest_turns(rasa, 1, 5))  # warm-up
+        asyncio.run(instagram_turns(rasa, graph, 1, 5))
+        yield rasa, meter
 
 
 def main() -> None:
@@ -282,14 +253,8 @@ def main() -> None:
         default=100.0,
         help="a patient's pause between an answer and the next message (turn latency)",
     )
-    parser.add_argument(
-        "--without-in-process",
-        action="store_true",
-        help="skip the channel run inside the rasa server (INSTAGRAM_DELIVERY_PROCESS=0)",
-    )
     args = parser.parse_args()
     backends = ("sqlite", "postgres")
-    modes = MODES[:1] if args.without_in_process else MODES
     acks: dict[tuple, list[float]] = defaultdict(list)
     turns: dict[tuple, list[float]] = defaultdict(list)
     with ExitStack() as resources:
@@ -297,25 +262,22 @@ def main() -> None:
         servers = {}
         for backend in backends:
             folder = Path(resources.enter_context(tempfile.TemporaryDirectory()))
-            servers[backend] = resources.enter_context(stack_on(backend, folder, graph, modes))
+            servers[backend] = resources.enter_context(stack_on(backend, folder, graph))
         for _ in range(args.rounds):
-            for backend, senders, mode in itertools.product(backends, (1, 20), modes):
-                rasa, meter = servers[backend][mode]
-                channels = ("instagram", "facebook") if mode == MODES[0] else ("instagram",)
-                for channel in channels:
-                    times, floor = asyncio.run(
+            for backend, senders in itertools.product(backends, (1, 20)):
+                rasa, meter = servers[backend]
+                for channel in ("instagram", "facebook"):
+                    acks[backend, channel, senders] += asyncio.run(
                         ack_latencies(rasa, channel, senders, args.messages, graph)
                     )
-                    acks[backend, mode, channel, senders] += times
-                    acks[backend, mode, f"{channel} floor", senders] += floor
                 think = args.think_ms / 1000
                 count = senders * args.messages
                 with meter.measure((backend, "instagram", senders), count):
-                    turns[backend, mode, "instagram", senders] += asyncio.run(
+                    turns[backend, "instagram", senders] += asyncio.run(
                         instagram_turns(rasa, graph, senders, args.messages, think)
                     )
                 with meter.measure((backend, "rest", senders), count):
-                    turns[backend, mode, "rest", senders] += asyncio.run(
+                    turns[backend, "rest", senders] += asyncio.run(
                         rest_turns(rasa, senders, args.messages, think)
                     )
     print(
@@ -323,33 +285,25 @@ def main() -> None:
         f" {args.think_ms:.0f} ms between an answer and a patient's next message"
     )
     for backend, senders in itertools.product(backends, (1, 20)):
-        theirs = acks[backend, MODES[0], "facebook", senders]
-        print(
-            f"{backend:>8} {senders:>2} senders | facebook ack p50 {pct(theirs, 0.5):.1f}"
-            f" p99 {pct(theirs, 0.99):.1f}"
-        )
-        for mode in modes:
-            report(acks, turns, servers[backend][mode][1], (backend, mode), senders)
+        report(acks, turns, servers[backend][1], backend, senders)
 
 
-def report(acks: dict, turns: dict, meter: CpuMeter, where: tuple, senders: int) -> None:
-    """One server's line: its ack, its turns against REST's, its CPU per turn."""
-    ours = acks[(*where, "instagram", senders)]
-    ig, rest = turns[(*where, "instagram", senders)], turns[(*where, "rest", senders)]
-    backend = where[0]
+def report(acks: dict, turns: dict, meter: CpuMeter, backend: str, senders: int) -> None:
+    """One line: acks against facebook's, turns against REST's, CPU per turn against REST's."""
+    ours, theirs = acks[backend, "instagram", senders], acks[backend, "facebook", senders]
+    ig, rest = turns[backend, "instagram", senders], turns[backend, "rest", senders]
     ig_cpu, rest_cpu = (meter.per_turn_ms((backend, c, senders), "rasa") for c in CHANNELS)
-    beside = meter.per_turn_ms((backend, "instagram", senders), "delivery")
     ig_all, rest_all = (meter.per_turn_ms((backend, c, senders), "servers") for c in CHANNELS)
-    floor = acks[(*where, "instagram floor", senders)]
     print(
-        f"  {where[1]:>16} | ack p50 {pct(ours, 0.5):5.1f} p99 {pct(ours, 0.99):6.1f}"
-        f" (web server alone p50 {pct(floor, 0.5):.1f} p99 {pct(floor, 0.99):.1f})"
+        f"{backend:>8} {senders:>2} senders"
+        f" | ack p50 {pct(ours, 0.5):5.1f} p99 {pct(ours, 0.99):6.1f}"
+        f" (facebook p50 {pct(theirs, 0.5):5.1f} p99 {pct(theirs, 0.99):6.1f},"
+        f" p99 ratio {pct(ours, 0.99) / pct(theirs, 0.99):.2f}x)"
         f" | turn: instagram p50 {pct(ig, 0.5):6.1f} p99 {pct(ig, 0.99):6.1f},"
         f" rest p50 {pct(rest, 0.5):6.1f} p99 {pct(rest, 0.99):6.1f},"
         f" ratio p50 {statistics.median(ig) / statistics.median(rest):.2f}x"
-        f" mean {statistics.mean(ig) / statistics.mean(rest):.2f}x"
         f" | CPU per turn: rasa {ig_cpu:.1f} ms ({ig_cpu / rest_cpu:.2f}x REST's"
-        f" {rest_cpu:.1f}), beside it {beside:.1f} ms; all servers {ig_all:.1f} ms"
+        f" {rest_cpu:.1f}); whole machine {ig_all:.1f} ms"
         f" ({ig_all / rest_all:.2f}x REST's {rest_all:.1f})"
     )
 

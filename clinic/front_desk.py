@@ -294,7 +294,7 @@ def notices_of(clinic: Clinic, appointment_id: int) -> list[NoticeState]:
             select(StaffNotice, OutboxMessage.status, Patient.phone)
             .join(Appointment, Appointment.id == StaffNotice.appointment_id)
             .outerjoin(Patient, Patient.id == Appointment.patient_id)
-            .outerjoin(OutboxMessage, OutboxMessage.inbox_mid == StaffNotice.outbox_key)
+            .outerjoin(OutboxMessage, OutboxMessage.origin == StaffNotice.outbox_key)
             .where(StaffNotice.appointment_id == appointment_id)
             .order_by(StaffNotice.id)
         ).all()
@@ -396,7 +396,7 @@ def _notify(
         session.add(
             OutboxMessage(
                 recipient_id=patient.instagram_id,
-                inbox_mid=key,
+                origin=key,
                 seq=0,
                 body={"text": text},
                 status=OUTBOX_PENDING,

@@ -203,7 +203,8 @@ class AuditEvent(Base):
 
 
 class Notification(Base):
-    """The reminder of an appointment: claimed by one `remind` run, then its outcome."""
+    """The reminder of an appointment: its state (clinic/reminders.py) and how many times
+    it was put in the outbox."""
 
     __tablename__ = "notifications"
 
@@ -212,8 +213,6 @@ class Notification(Base):
     kind = Column(String(32), nullable=False)
     status = Column(String(32), nullable=False)
     attempts = Column(Integer, nullable=False, default=0)
-    claim_token = Column(String(32), nullable=True)
-    claimed_at = Column(UTCDateTime, nullable=True)
     updated_at = Column(UTCDateTime, nullable=False, default=utc_now)
 
     __table_args__ = (
@@ -264,14 +263,15 @@ class InboxMessage(Base):
 
 
 class OutboxMessage(Base):
-    """A reply, committed before it is sent and marked once Graph accepted it."""
+    """A message the bot sends, committed before it is sent and marked once accepted."""
 
     __tablename__ = "outbox_messages"
 
     id = Column(Integer, primary_key=True)
     recipient_id = Column(String(64), nullable=False)
-    inbox_mid = Column(String(255), nullable=False)  # the message it answers
-    seq = Column(Integer, nullable=False)  # its place among the answers to that message
+    # What it answers: an inbox mid, or another key ("reminder:<appointment id>:<try>").
+    origin = Column(String(255), nullable=False)
+    seq = Column(Integer, nullable=False)  # its place among the messages of that origin
     body = Column(JSON(none_as_null=True), nullable=True)  # the Graph `message`; erased when sent
     status = Column(String(16), nullable=False, default=OUTBOX_PENDING)
     attempts = Column(Integer, nullable=False, default=0)
@@ -283,7 +283,7 @@ class OutboxMessage(Base):
     sent_at = Column(UTCDateTime, nullable=True)
 
     __table_args__ = (
-        UniqueConstraint("inbox_mid", "seq", name="uq_outbox_answer"),
+        UniqueConstraint("origin", "seq", name="uq_outbox_answer"),
         Index(
             "ix_outbox_pending",
             "recipient_id",

@@ -66,12 +66,14 @@ class Redactor:
         if not fresh:
             return
         with self._lock:
+            new = any(value not in self._values for value in fresh)
             for value in fresh:
                 self._values[value] = None
                 self._values.move_to_end(value)
             while len(self._values) > self._capacity:
                 self._values.popitem(last=False)
-            self._pattern = None
+            if new:  # compiling costs milliseconds per hundred values: only when they changed
+                self._pattern = None
 
     def redact(self, line: str) -> str:
         pattern = self._compiled()

@@ -1,49 +1,58 @@
-"""Reminders: due 24 h (REMINDER_LEAD_HOURS) before a visit, sent once, only when
-Instagram lets them through.
+"""Reminders: due 24 h (REMINDER_LEAD_HOURS) before a visit, put in the outbox once, only
+when Instagram would let them through; the outbox sends them like any reply.
 
 Instagram accepts a business's message only within 24 hours of the patient's last
-message. A reminder due outside that window waits ("window_closed") and goes out if
-the patient writes again before the visit. Each reminder is claimed by one run with
-a conditional UPDATE, so two `remind` processes never send it twice.
+message. A reminder due outside that window waits ("window_closed") and is queued if the
+patient writes again before the visit. Queuing is a compare-and-set on the reminder's
+`notifications` row in the transaction that stores the message, under an outbox key
+unique to the appointment's reminder and try: two `remind` runs never queue it twice.
+The outbox reports each reminder's fate back here (`note_delivery`).
 """
 
 from __future__ import annotations
 
 import logging
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select, update
+from sqlalchemy import insert, select, update
+from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
 from clinic import audit
 from clinic.context import Clinic
 from clinic.db import transaction
 from clinic.models import BOOKED, Appointment, Doctor, Notification, Patient
+from clinic.queues import one_writer_at_a_time
+
+if TYPE_CHECKING:
+    from clinic.outbox import Outbox
 
 logger = logging.getLogger(__name__)
 
 # Instagram lets a business message a user only this long after the user's last message.
 MESSAGING_WINDOW = timedelta(hours=24)
 REMINDER = "reminder"
+ORIGIN_PREFIX = "reminder:"
 
-# Outcomes a sender reports, and what the job records.
-SENT = "sent"
-WINDOW_CLOSED = "window_closed"  # tried again if the patient writes before the visit
-RECIPIENT_UNAVAILABLE = "recipient_unavailable"  # final
-FAILED = "failed"  # retried next run
-NOT_NEEDED = "not_needed"  # cancelled or consent withdrawn meanwhile; final
-RETRYABLE = (WINDOW_CLOSED, FAILED)
-FINAL = (SENT, RECIPIENT_UNAVAILABLE, NOT_NEEDED)
+# A reminder's states.
 PENDING = "pending"
-SENDING = "sending"
-# A run that died mid-send leaves its claim; after this long another run may take it.
-STALE_CLAIM = timedelta(minutes=10)
+QUEUED = "queued"  # in the outbox
+SENT = "sent"
+WINDOW_CLOSED = "window_closed"  # queued again if the patient writes before the visit
+RECIPIENT_UNAVAILABLE = "recipient_unavailable"  # final
+FAILED = "failed"  # the outbox gave up on it (a dead letter); final
+NOT_NEEDED = "not_needed"  # cancelled or consent withdrawn meanwhile; final
+QUEUEABLE = (PENDING, WINDOW_CLOSED)
+# What the outbox's refusals mean for a reminder.
+_REFUSALS = {"outside_window": WINDOW_CLOSED, "recipient_unavailable": RECIPIENT_UNAVAILABLE}
 
-Sender = Callable[[str, str], str]  # (instagram id, text) -> one of the outcomes above
+# (recipient id, text) -> the channel's message objects for it
+Messages = Callable[[str], list[dict]]
 
 
 def reminder_due_at(start: datetime, lead: timedelta) -> datetime:
@@ -65,24 +74,22 @@ def reminder_deliverable(
 
 @dataclass(frozen=True)
 class RunReport:
-    sent: int = 0
+    queued: int = 0
     window_closed: int = 0
-    unavailable: int = 0
-    failed: int = 0
 
 
-def send_due_reminders(
-    clinic: Clinic, send: Sender, render: Callable[[datetime, ZoneInfo], str]
+def queue_due_reminders(
+    clinic: Clinic,
+    outbox: Outbox,
+    render: Callable[[datetime, ZoneInfo], str],
+    messages: Messages,
 ) -> RunReport:
-    """Sends every reminder that is due, open and not yet sent; returns what happened."""
-    counts = {SENT: 0, WINDOW_CLOSED: 0, RECIPIENT_UNAVAILABLE: 0, FAILED: 0, NOT_NEEDED: 0}
+    """Puts every due reminder whose patient's window is open in the outbox; returns what
+    happened. `messages` turns a text into the channel's message objects."""
+    counts = {QUEUED: 0, WINDOW_CLOSED: 0, NOT_NEEDED: 0, None: 0}
     for appointment_id in _due_appointment_ids(clinic):
-        outcome = _remind(clinic, appointment_id, send, render)
-        if outcome is not None:
-            counts[outcome] += 1
-    return RunReport(
-        counts[SENT], counts[WINDOW_CLOSED], counts[RECIPIENT_UNAVAILABLE], counts[FAILED]
-    )
+        counts[_queue(clinic, outbox, appointment_id, render, messages)] += 1
+    return RunReport(counts[QUEUED], counts[WINDOW_CLOSED])
 
 
 def _due_appointment_ids(clinic: Clinic) -> list[int]:
@@ -101,42 +108,68 @@ def _due_appointment_ids(clinic: Clinic) -> list[int]:
                     Appointment.status == BOOKED,
                     Appointment.start_at > now,
                     Appointment.start_at <= now + lead,
-                    Notification.id.is_(None) | Notification.status.not_in(FINAL),
+                    Notification.id.is_(None) | Notification.status.in_(QUEUEABLE),
                 )
                 .order_by(Appointment.start_at)
             )
         )
 
 
-def _remind(clinic: Clinic, appointment_id: int, send: Sender, render) -> str | None:
-    token = _claim(clinic, appointment_id)
-    if token is None:
-        return None  # another run has it, or it is settled
+def _queue(clinic: Clinic, outbox: Outbox, appointment_id: int, render, messages) -> str | None:
+    """The reminder's new state; None when another run changed it first."""
+    now = clinic.now()
+    _create(clinic, appointment_id, now)
     with transaction(clinic.engine) as session:
         appointment = session.get(Appointment, appointment_id)
         patient = session.get(Patient, appointment.patient_id)
         doctor = session.get(Doctor, appointment.doctor_id)
-        recipient = patient.instagram_id
-        cancelled = appointment.status != BOOKED or not patient.has_consented
-        start, zone = appointment.start_at, ZoneInfo(doctor.timezone)
-        last_message_at = patient.last_message_at
-    if cancelled:
-        outcome = NOT_NEEDED
-    elif not window_open(last_message_at, clinic.now()):
-        outcome = WINDOW_CLOSED
-    else:
-        outcome = send(recipient, render(start, zone))
-    _settle(clinic, appointment_id, token, outcome, recipient)
-    return outcome
+        row = session.scalars(
+            select(Notification).where(
+                Notification.appointment_id == appointment_id, Notification.kind == REMINDER
+            )
+        ).one()
+        seen = (row.status, row.attempts)
+        recipient, text = patient.instagram_id, None
+        if appointment.status != BOOKED or not patient.has_consented:
+            state = NOT_NEEDED
+        elif not window_open(patient.last_message_at, now):
+            state = WINDOW_CLOSED
+        else:
+            state = QUEUED
+            text = render(appointment.start_at, ZoneInfo(doctor.timezone))
+    if seen[0] not in QUEUEABLE:
+        return None  # another run queued it meanwhile
+    if state == seen[0] == WINDOW_CLOSED:
+        return state
+    try_number = seen[1] + (state == QUEUED)
+    with one_writer_at_a_time(clinic.engine), clinic.engine.begin() as connection:
+        changed = connection.execute(
+            update(Notification)
+            .where(
+                Notification.appointment_id == appointment_id,
+                Notification.kind == REMINDER,
+                Notification.status == seen[0],
+                Notification.attempts == seen[1],
+            )
+            .values(status=state, attempts=try_number, updated_at=now)
+        )
+        if changed.rowcount != 1:
+            return None  # another run got there first
+        if text is not None:
+            from clinic.outbox import Reply  # the outbox reports back here: no import cycle
+
+            origin = f"{ORIGIN_PREFIX}{appointment_id}:{try_number}"
+            replies = [Reply(recipient, origin, n, m) for n, m in enumerate(messages(text))]
+            outbox.store_in(connection, replies, now, lease=False)
+    logger.info("reminder appointment=%s %s", appointment_id, state)
+    return state
 
 
-def _claim(clinic: Clinic, appointment_id: int) -> str | None:
-    """Takes the reminder for this run; None when another run holds it or it is final."""
-    now = clinic.now()
+def _create(clinic: Clinic, appointment_id: int, now: datetime) -> None:
     try:
-        with transaction(clinic.engine) as session:
-            session.add(
-                Notification(
+        with clinic.engine.begin() as connection:
+            connection.execute(
+                insert(Notification).values(
                     appointment_id=appointment_id,
                     kind=REMINDER,
                     status=PENDING,
@@ -146,41 +179,34 @@ def _claim(clinic: Clinic, appointment_id: int) -> str | None:
             )
     except IntegrityError:
         pass  # the row exists already
-    token = uuid.uuid4().hex
-    with transaction(clinic.engine) as session:
-        claimed = session.execute(
-            update(Notification)
-            .where(
-                Notification.appointment_id == appointment_id,
-                Notification.kind == REMINDER,
-                (Notification.status.in_([PENDING, *RETRYABLE]))
-                | (
-                    (Notification.status == SENDING) & (Notification.claimed_at < now - STALE_CLAIM)
-                ),
-            )
-            .values(status=SENDING, claim_token=token, claimed_at=now, updated_at=now)
-            .execution_options(synchronize_session=False)
+
+
+def note_delivery(
+    connection: Connection, origin: str | None, outcome: str, recipient_hash: str | None, now
+) -> None:
+    """The outbox settled a message of `origin`: when it is a reminder's, its state follows
+    (`outcome`: "sent", or the refusal's reason), and a sent one is audited once."""
+    if not origin or not origin.startswith(ORIGIN_PREFIX):
+        return
+    appointment_id = int(origin[len(ORIGIN_PREFIX) :].split(":")[0])
+    state = _REFUSALS.get(outcome, FAILED) if outcome != SENT else SENT
+    changed = connection.execute(
+        update(Notification)
+        .where(
+            Notification.appointment_id == appointment_id,
+            Notification.kind == REMINDER,
+            Notification.status == QUEUED,
         )
-    return token if claimed.rowcount == 1 else None
-
-
-def _settle(clinic: Clinic, appointment_id: int, token: str, outcome: str, recipient: str) -> None:
-    with transaction(clinic.engine) as session:
-        notification = session.scalars(
-            select(Notification).where(
-                Notification.appointment_id == appointment_id, Notification.claim_token == token
-            )
-        ).one()
-        notification.status = outcome
-        notification.attempts += outcome != WINDOW_CLOSED
-        notification.claim_token = None
-        notification.updated_at = clinic.now()
-        if outcome == SENT:
+        .values(status=state, updated_at=now)
+    )
+    if state == SENT and changed.rowcount == 1:
+        with Session(bind=connection) as session:
             audit.record(
                 session,
                 audit.NOTIFICATION_SENT,
                 appointment_id=appointment_id,
-                recipient_hash=audit.hash_id(recipient, clinic.settings.id_hash_key),
+                recipient_hash=recipient_hash,
                 kind=REMINDER,
             )
-    logger.info("reminder appointment=%s outcome=%s", appointment_id, outcome)
+            session.flush()
+    logger.info("reminder appointment=%s %s", appointment_id, state)

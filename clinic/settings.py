@@ -179,12 +179,6 @@ class Settings:
     max_concurrency: int = _variable(
         "INSTAGRAM_MAX_CONCURRENCY", 8, "conversations processed at once per rasa server", _whole
     )
-    delivery_process: bool = _variable(
-        "INSTAGRAM_DELIVERY_PROCESS",
-        True,
-        "0 keeps the channel's database and Graph work in the rasa server's own process",
-        _flag,
-    )
     typing_indicator: bool = _variable(
         "INSTAGRAM_TYPING_INDICATOR", True, "0 stops the typing indicator", _flag
     )

@@ -1,8 +1,6 @@
-"""A rasa server holds millions of long-lived objects once its model is loaded (TensorFlow,
-spaCy-sized vocabularies, the domain). Python's full garbage collection walks all of them:
-a few hundred milliseconds, at random moments, inside a webhook or a calendar request.
-Once the server has started they are moved out of the collector's sight (`gc.freeze`);
-what turns and requests allocate afterwards is collected as usual."""
+"""A loaded rasa server holds millions of long-lived objects (the model, vocabularies, the
+domain) that every full garbage collection would walk, at random moments, inside a webhook.
+Once the server has started they are moved out of the collector's sight (`gc.freeze`)."""
 
 from __future__ import annotations
 

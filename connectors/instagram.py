@@ -1,23 +1,9 @@
 """The Instagram channel in the rasa server: Meta's webhooks in, Graph API messages out,
-nothing lost between.
-
-Configured in credentials.yml under `connectors.instagram.InstagramInput`:
-    verify_token: "${INSTAGRAM_VERIFY_TOKEN}"
-    app_secret: "${INSTAGRAM_APP_SECRET}"
-    access_token: "${INSTAGRAM_ACCESS_TOKEN}"
-and by the settings (INSTAGRAM_GRAPH_URL, INBOX_LEASE_SECONDS, …; see README).
-
-The constructor only stores that configuration. Everything else starts with the server
-(Sanic's `before_server_start`) and stops with it. A POST is checked (size, signature,
-shape), its messages are committed to the durable inbox, and only then does Meta get its
-200; the inbox worker runs the turns and the replies go out through the durable outbox
-(docs/delivery.md). That work (`connectors/channel_core.py`) runs in a delivery process
-beside the server (`connectors/delivery_process.py`), or in the server's own process with
-INSTAGRAM_DELIVERY_PROCESS=0; this module adds Rasa: the messages Rasa reads, the output
-channel it writes to, the web routes. On SIGTERM the server answers 503 to new deliveries,
-finishes the turns it has begun within SHUTDOWN_GRACE_SECONDS and leaves the rest to the
-next start.
-"""
+nothing lost between (docs/delivery.md). Configured in credentials.yml under
+`connectors.instagram.InstagramInput` (`verify_token`, `app_secret`, `access_token`, each
+`${INSTAGRAM_…}` by default) and by the settings (README). The channel
+(connectors/channel_core.py) opens with the server and runs on its event loop; this module
+adds Rasa: the messages Rasa reads, the output channel it writes to, the web routes."""
 
 from __future__ import annotations
 
@@ -36,59 +22,21 @@ from sanic.request import Request
 from sanic.response import HTTPResponse
 
 from clinic.delivery import InboxItem
+from clinic.outbox import Reply
 from clinic.redaction import REDACTOR
-from clinic.settings import Settings, load_settings
-from connectors.channel_core import SHUTTING_DOWN, Converse, InstagramChannel, Replay
-from connectors.delivery_process import DeliveryProcess
+from clinic.settings import load_settings
+from connectors.channel_core import Converse, InstagramChannel, Replay
 from connectors.heap import freeze_startup_objects
 from connectors.log_levels import follow_rasa_log_level
-from connectors.replies import ReplyWriter
+from connectors.replies import InstagramOutput
 from connectors.webhook import MAX_BODY_BYTES, SIGNATURE_HEADER
 
 logger = logging.getLogger(__name__)
-
-_VARIABLE = re.compile(r"\$\{(\w+)\}")
 
 # (sender id, mid) -> None if the conversation does not hold that message yet, else the
 # bot's answers to it there (as Rasa hands them to an output channel).
 AnswersIfHandled = Callable[[str, str], Awaitable[list[dict[str, Any]] | None]]
 OnNewMessage = Callable[[UserMessage], Awaitable[Any]]
-
-
-class InstagramOutput(OutputChannel):
-    """The replies of one turn, through a `ReplyWriter`: each committed to the outbox,
-    numbered after the message it answers, then sent; buttons become quick replies. Rasa
-    waits for each reply's first try (commit and send). A reply that could not be stored
-    fails the turn, which is run again. A text sent with `thread_control="pass"` (the
-    hand-off) also passes the conversation to the hand-off target."""
-
-    def __init__(self, writer: ReplyWriter):
-        self._writer = writer
-
-    @classmethod
-    def name(cls) -> str:
-        return "instagram"
-
-    async def send_text_message(self, recipient_id: str, text: str, **kwargs: Any) -> None:
-        await self._writer.text(recipient_id, text, kwargs.get("thread_control"))
-
-    async def send_text_with_buttons(
-        self, recipient_id: str, text: str, buttons: list[dict[str, Any]], **kwargs: Any
-    ) -> None:
-        await self._writer.with_options(recipient_id, text, buttons)
-
-    async def send_quick_replies(
-        self, recipient_id: str, text: str, quick_replies: list[dict[str, Any]], **kwargs: Any
-    ) -> None:
-        await self._writer.with_options(recipient_id, text, quick_replies)
-
-    async def send_image_url(self, recipient_id: str, image: str, **kwargs: Any) -> None:
-        await self._writer.image(recipient_id, image)
-
-    async def send_custom_json(
-        self, recipient_id: str, json_message: dict[str, Any], **kwargs: Any
-    ) -> None:
-        await self._writer.custom(recipient_id, json_message)
 
 
 class InstagramInput(InstagramChannel, InputChannel):
@@ -108,51 +56,38 @@ class InstagramInput(InstagramChannel, InputChannel):
         follow_rasa_log_level()
         return cls(**values, settings=load_settings())
 
-    def __init__(self, verify_token: str, app_secret: str, access_token: str, settings: Settings):
-        super().__init__(verify_token, app_secret, access_token, settings)
-        self._process: DeliveryProcess | None = None
-
-    def start(
-        self, on_new_message: OnNewMessage, answers_if_handled: AnswersIfHandled | None = None
-    ) -> None:
-        """The channel in this process, taking messages from the inbox at once (tests)."""
-        self.open(*self._dialogue(on_new_message, answers_if_handled))
-        self.start_turns()
-
     def get_output_channel(self) -> OutputChannel:
-        return self._output(f"out-{time.time_ns()}")
+        """For messages outside a turn (Rasa's HTTP API): each stored and sent at once."""
+        target = self.settings.handoff_target_app_id
+        return InstagramOutput(f"out-{time.time_ns()}", target, self._store_and_send)
 
-    def _output(self, inbox_mid: str) -> InstagramOutput:
-        send = self._process.send_reply if self._process is not None else self.send_reply
-        return InstagramOutput(ReplyWriter(send, inbox_mid, self.settings.handoff_target_app_id))
+    async def _store_and_send(self, replies: list[Reply]) -> None:
+        stored = await self._io(self.outbox.store, replies)
+        await self._io(self.sender.send, stored.leased)
 
-    def _dialogue(
-        self, on_new_message: OnNewMessage, answers_if_handled: AnswersIfHandled | None
+    def dialogue(
+        self, on_new_message: OnNewMessage, answers_if_handled: AnswersIfHandled | None = None
     ) -> tuple[Converse, Replay]:
         """What the channel's turns ask of Rasa: a message through the dialogue, and the
-        answers a conversation already holds stored again."""
+        answers a conversation already holds written again."""
 
-        async def converse(item: InboxItem) -> None:
+        async def converse(item: InboxItem, output: InstagramOutput) -> None:
             REDACTOR.register(item.sender_id, item.text)  # never in a log line
-            message = UserMessage(
-                text=item.text,
-                output_channel=self._output(item.mid),
-                sender_id=item.sender_id,
-                input_channel=self.name(),
-                message_id=item.mid,
+            await on_new_message(
+                UserMessage(
+                    item.text,
+                    output,
+                    item.sender_id,
+                    input_channel="instagram",
+                    message_id=item.mid,
+                )
             )
-            await on_new_message(message)
 
-        async def replay(item: InboxItem) -> bool:
-            if answers_if_handled is None:
-                return False
-            answers = await answers_if_handled(item.sender_id, item.mid)
-            if answers is None:
-                return False
-            output = self._output(item.mid)
-            for answer in answers:
+        async def replay(item: InboxItem, output: InstagramOutput) -> bool:
+            answers = answers_if_handled and await answers_if_handled(item.sender_id, item.mid)
+            for answer in answers or []:
                 await output.send_response(item.sender_id, dict(answer))
-            return True
+            return answers is not None
 
         return converse, replay
 
@@ -163,37 +98,20 @@ class InstagramInput(InstagramChannel, InputChannel):
         async def open_channel(app: Any, _loop: Any) -> None:
             # Sanic would buffer up to 100 MB before the channel could refuse a body.
             app.config.REQUEST_MAX_SIZE = MAX_BODY_BYTES
-            dialogue = self._dialogue(on_new_message, _tracker_lookup(app))
-            if self.settings.delivery_process:
-                tokens = (self.verify_token, self.app_secret, self.access_token)
-                self._process = DeliveryProcess(tokens, *dialogue)
-                await self._process.start()
-            else:
-                self.open(*dialogue)
+            await self.open(*self.dialogue(on_new_message, _tracker_lookup(app)))
 
         @webhook.listener("after_server_start")
         async def start_turns(_app: Any, _loop: Any) -> None:
             freeze_startup_objects()
-            # Rasa's agent is loaded by now.
-            if self._process is not None:
-                await self._process.start_turns()
-            else:
-                self.start_turns()
+            self.start_turns()  # Rasa's agent is loaded by now
 
         @webhook.listener("before_server_stop")
         async def drain(_app: Any, _loop: Any) -> None:
-            if self._process is not None:
-                self._draining = True
-                await self._process.drain()
-            else:
-                await self.drain()
+            await self.drain()
 
         @webhook.listener("after_server_stop")
         async def stop(_app: Any, _loop: Any) -> None:
-            if self._process is not None:
-                self._process.stop()
-            else:
-                self.stop()
+            await self.stop()
 
         @webhook.get("/")
         async def health(_: Request) -> HTTPResponse:
@@ -211,21 +129,16 @@ class InstagramInput(InstagramChannel, InputChannel):
 
     def verify(self, args: Mapping[str, Any]) -> HTTPResponse:
         """Meta's subscription handshake: echo the challenge for our verify token only."""
-        mode, token = _first(args, "hub.mode"), _first(args, "hub.verify_token")
-        if mode == "subscribe" and token and _same(token, self.verify_token):
+        first = {name: (v[0] if isinstance(v, list) and v else v) for name, v in args.items()}
+        token = first.get("hub.verify_token") or ""
+        if first.get("hub.mode") == "subscribe" and token and _same(token, self.verify_token):
             logger.info("instagram webhook verified")
-            return response.text(_first(args, "hub.challenge") or "")
+            return response.text(first.get("hub.challenge") or "")
         logger.warning("instagram webhook verification refused")
         return response.text("forbidden", status=403)
 
     async def receive(self, body: bytes, signature_header: str | None) -> HTTPResponse:
-        """A delivery, checked and stored here or by the delivery process."""
-        if self._process is None:
-            status, text = await self.take_delivery(body, signature_header)
-        elif self._draining:
-            status, text = SHUTTING_DOWN
-        else:
-            status, text = await self._process.deliver(body, signature_header)
+        status, text = await self.take_delivery(body, signature_header)
         return response.text(text, status=status)
 
 
@@ -258,19 +171,11 @@ def _expand(value: str) -> str:
     """`${NAME}` from the environment; a clear error when it is not set."""
 
     def lookup(match: re.Match) -> str:
-        name = match.group(1)
-        if not os.environ.get(name):
-            raise ValueError(f"the Instagram channel needs the environment variable {name}")
-        return os.environ[name]
+        if not os.environ.get(match.group(1)):
+            raise ValueError(f"the Instagram channel needs the environment variable {match[1]}")
+        return os.environ[match.group(1)]
 
-    return _VARIABLE.sub(lookup, value)
-
-
-def _first(args: Mapping[str, Any], name: str) -> str | None:
-    value = args.get(name)
-    if isinstance(value, list):
-        value = value[0] if value else None
-    return value
+    return re.sub(r"\$\{(\w+)\}", lookup, value)
 
 
 def _same(given: str, expected: str) -> bool:

@@ -1,53 +1,67 @@
-"""The replies to one patient message, as Graph `message` objects numbered in order.
-
-Rasa-free, so the channel's delivery process can write a reply (the note for an attachment)
-as the rasa server's output channel does."""
+"""The output channel of a turn: it collects the bot's messages as the outbox stores them
+(long texts split, buttons as quick replies, each numbered after what it answers, so the
+same turn stored twice keeps each message once); the channel stores them when the turn ends."""
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from connectors.graph_api import custom_body, passing_control, text_bodies
+from rasa.core.channels.channel import OutputChannel
 
-# (recipient id, inbox message id, number of the reply, Graph `message`) -> stored and tried
-SendReply = Callable[[str, str, int, dict[str, Any]], Awaitable[Any]]
+from clinic.outbox import Reply
+from connectors.graph_messages import passing_control, text_messages
 
 
-class ReplyWriter:
-    """Splits long texts, turns options into quick replies and numbers every reply after
-    the message it answers (`inbox_mid`), so a turn run again stores each reply once."""
+class InstagramOutput(OutputChannel):
+    """`take()` hands over what was written since the last call. With `send_now`, each
+    message is handed to it as it comes (outside a turn: Rasa's HTTP API)."""
 
-    def __init__(self, send: SendReply, inbox_mid: str, handoff_target: str):
-        self._send = send
-        self._inbox_mid = inbox_mid
+    def __init__(
+        self,
+        origin: str,
+        handoff_target: str,
+        send_now: Callable[[list[Reply]], Awaitable[None]] | None = None,
+    ):
+        self._origin = origin
         self._handoff_target = handoff_target
+        self._send_now = send_now
+        self._replies: list[Reply] = []
         self._seq = 0
 
-    async def text(self, recipient_id: str, text: str, thread_control: str | None = None) -> None:
-        """A text sent with `thread_control="pass"` (the hand-off) also passes the
-        conversation to the hand-off target."""
-        bodies = text_bodies(recipient_id, text)
-        for body in bodies[:-1]:
-            await self.reply(recipient_id, body["message"])
-        last = bodies[-1]["message"]
-        if thread_control == "pass":
-            last = passing_control(last, self._handoff_target)
-        await self.reply(recipient_id, last)
+    @classmethod
+    def name(cls) -> str:
+        return "instagram"
 
-    async def with_options(
-        self, recipient_id: str, text: str, buttons: list[dict[str, Any]]
+    async def send_text_message(self, recipient_id: str, text: str, **kwargs: Any) -> None:
+        """With `thread_control="pass"` (the hand-off), the last part also passes the
+        conversation to the hand-off target."""
+        *parts, last = text_messages(text)
+        if kwargs.get("thread_control") == "pass":
+            last = passing_control(last, self._handoff_target)
+        await self.add(recipient_id, *parts, last)
+
+    async def send_text_with_buttons(
+        self, recipient_id: str, text: str, buttons: list[dict[str, Any]], **kwargs: Any
     ) -> None:
         options = [(str(b.get("title", "")), str(b.get("payload", ""))) for b in buttons]
-        for body in text_bodies(recipient_id, text, options):
-            await self.reply(recipient_id, body["message"])
+        await self.add(recipient_id, *text_messages(text, options))
 
-    async def image(self, recipient_id: str, url: str) -> None:
-        await self.reply(recipient_id, {"attachment": {"type": "image", "payload": {"url": url}}})
+    send_quick_replies = send_text_with_buttons
 
-    async def custom(self, recipient_id: str, json_message: dict[str, Any]) -> None:
-        await self.reply(recipient_id, custom_body(recipient_id, json_message)["message"])
+    async def send_image_url(self, recipient_id: str, image: str, **kwargs: Any) -> None:
+        await self.add(recipient_id, {"attachment": {"type": "image", "payload": {"url": image}}})
 
-    async def reply(self, recipient_id: str, message: dict[str, Any]) -> None:
-        seq, self._seq = self._seq, self._seq + 1
-        await self._send(recipient_id, self._inbox_mid, seq, message)
+    async def send_custom_json(self, recipient_id: str, json_message: dict, **kwargs: Any) -> None:
+        await self.add(recipient_id, json_message)
+
+    async def add(self, recipient_id: str, *messages: dict[str, Any]) -> None:
+        for message in messages:
+            self._replies.append(Reply(recipient_id, self._origin, self._seq, message))
+            self._seq += 1
+        if self._send_now is not None:
+            await self._send_now(self.take())
+
+    def take(self) -> list[Reply]:
+        replies, self._replies = self._replies, []
+        return replies

@@ -1,9 +1,7 @@
 """The rasa server checks every answer of the action server against a JSON schema with
-`jsonschema.validate`, which first checks the schema itself against its meta-schema: about
-20 ms of CPU on each action call, the largest part of a turn (see docs/benchmarks.md,
-"Where a turn's time goes"). The same check, with each schema checked once and its
-validator kept: about 0.3 ms.
-"""
+`jsonschema.validate`, which first checks the schema itself against its meta-schema, on
+every call. The same check here, each schema checked once and its validator kept (figures:
+docs/benchmarks.md, "Where a turn's time goes")."""
 
 from __future__ import annotations
 

@@ -140,12 +140,9 @@ def _read_item(item: Any, own_app_id: str | None) -> Item:
         if own_app_id and new_owner == own_app_id and _is_id(sender_id):
             return ControlReturned(sender_id, timestamp)
         return Ignored("handover")
-    if "read" in item:
-        return Ignored("read")
-    if "reaction" in item:
-        return Ignored("reaction")
-    if "message_edit" in item:
-        return Ignored("edit")
+    for key, reason in (("read", "read"), ("reaction", "reaction"), ("message_edit", "edit")):
+        if key in item:
+            return Ignored(reason)
     postback = item.get("postback")
     if isinstance(postback, dict):
         text = postback.get("payload") or postback.get("title") or ""

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import time as clock
 from collections.abc import Sequence
 from datetime import date, datetime, time, timedelta
 from functools import partial
@@ -19,14 +18,12 @@ from clinic.audit import hash_id
 from clinic.calendar_feed import doctor_calendar, feed_url
 from clinic.context import Clinic
 from clinic.db import create_database_engine, transaction
-from clinic.delivery import Outbox, remember_own_messages
+from clinic.delivery import Outbox
 from clinic.errors import ClinicError
-from clinic.live_config import LiveConfig
 from clinic.migrate import upgrade_to_latest
 from clinic.models import BOOKED, Appointment, BlockedTime, Doctor, WorkingHours
 from clinic.profile import ProfileError, load_profile
 from clinic.profile_store import has_profile, import_profile, load_clinic_profile
-from clinic.reminders import send_due_reminders
 from clinic.retention import purge
 from clinic.settings import (
     DEFAULT_PROFILE_PATH,
@@ -39,11 +36,9 @@ from clinic.settings import (
     variables,
 )
 from clinic.slots import day_bounds
-from clinic.templates import WEEKDAYS, TemplateError, format_when
+from clinic.templates import WEEKDAYS, TemplateError
 from connectors.graph_account import check_token
-from connectors.graph_api import GraphApiClient
-from connectors.reminder_sender import graph_sender
-from entrypoints import console_cli, setup_cli
+from entrypoints import console_cli, reminders, setup_cli
 
 # Name, working hours (weekday, opens, closes), the visit types offered (by their place in
 # the profile: 0 is the first).
@@ -59,7 +54,6 @@ DEMO_DOCTORS = [
         [0, 2],
     ),
 ]
-PURGE_EVERY_SECONDS = 3600
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -300,32 +294,7 @@ def add_block(clinic: Clinic, args: argparse.Namespace) -> int:
 
 
 def send_reminders(clinic: Clinic, args: argparse.Namespace) -> int:
-    """Sends due reminders through Instagram (INSTAGRAM_ACCESS_TOKEN), once or in a loop;
-    the loop also runs the retention job once an hour."""
-    client = GraphApiClient.from_settings(clinic.settings)
-    live = LiveConfig(clinic.engine, clinic.settings)
-
-    def render(start: datetime, zone: ZoneInfo) -> str:
-        return live.current().templates.render("reminder", when=format_when(start, zone))
-
-    last_purge = None
-    try:
-        while True:
-            remember = partial(_remember_sent, clinic)
-            report = send_due_reminders(clinic, graph_sender(client, remember), render)
-            print(
-                f"Reminders: {report.sent} sent, {report.window_closed} waiting for the "
-                f"patient to write, {report.unavailable} unreachable, {report.failed} failed.",
-                flush=True,
-            )
-            if not args.loop:
-                return 0
-            if last_purge is None or clock.monotonic() - last_purge >= PURGE_EVERY_SECONDS:
-                run_purge(clinic, args)
-                last_purge = clock.monotonic()
-            clock.sleep(args.interval)
-    finally:
-        client.close()
+    return reminders.send_reminders(clinic, args, partial(run_purge, clinic, args))
 
 
 def run_purge(clinic: Clinic, _args: argparse.Namespace) -> int:
@@ -383,10 +352,6 @@ def list_outbox(clinic: Clinic, args: argparse.Namespace) -> int:
     state = "given up" if args.failed else "waiting or given up"
     print(f"{len(replies)} replies {state}.")
     return 0
-
-
-def _remember_sent(clinic: Clinic, mids: list[str | None]) -> None:
-    remember_own_messages(clinic.engine, mids, clinic.now())
 
 
 def list_handoffs(clinic: Clinic, _args: argparse.Namespace) -> int:

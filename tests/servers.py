@@ -97,11 +97,12 @@ class Stack:
         port: int | None = None,
         api: bool = True,
         ready_path: str = "/",
+        launcher: tuple[str, ...] = (str(BIN / "rasa"),),
         **env: str,
     ) -> str:
         port = port or free_port()
         command = [
-            str(BIN / "rasa"),
+            *launcher,
             "run",
             "--model",
             str(MODEL),
@@ -234,6 +235,26 @@ def say(rasa_url: str, sender: str, text: str) -> list[dict]:
     """One user message through the REST channel; the bot's answers."""
     reply = http_json(f"{rasa_url}/webhooks/rest/webhook", {"sender": sender, "message": text})
     return reply if isinstance(reply, list) else []
+
+
+def action_call(sender_id: str) -> dict:
+    """The body of the rasa server's call of `action_greet` for a new conversation."""
+    return {
+        "next_action": "action_greet",
+        "sender_id": sender_id,
+        "tracker": {
+            "sender_id": sender_id,
+            "slots": {},
+            "latest_message": {"text": "hi", "intent": {"name": "greet"}, "entities": []},
+            "events": [],
+            "paused": False,
+            "followup_action": None,
+            "active_loop": {},
+            "latest_action_name": "action_listen",
+        },
+        "domain": {},
+        "version": "3.6.21",
+    }
 
 
 def texts(messages: list[dict]) -> str:

@@ -351,7 +351,7 @@ def test_retrying_a_failed_reply(site, admin):
         session.add(
             OutboxMessage(
                 recipient_id=patient,
-                inbox_mid="mid.test-failed-reply",
+                origin="mid.test-failed-reply",
                 seq=0,
                 body={"text": "Your appointment is confirmed for a time."},
                 status="failed",

@@ -83,7 +83,7 @@ def test_a_new_message_does_not_jump_the_line_of_those_waiting_for_a_worker(data
 
 
 def test_a_batch_of_deliveries_is_stored_as_one_in_the_order_written(any_clinic, clock):
-    """A group commit hands the inbox every delivery that came meanwhile in one call."""
+    """A delivery of several messages is stored in one call, in the order written."""
     add_patient(any_clinic, PATIENT)
     add_patient(any_clinic, OTHER)
     inbox = Inbox(any_clinic.engine, "replica-1", LEASE, "k", clock)
@@ -129,7 +129,7 @@ def _at(ms: int) -> datetime:
 
 
 def test_a_batch_takes_as_many_statements_as_one_message(database_url, clock):
-    """So a group commit of twenty deliveries costs about what one does."""
+    """So a delivery of twenty messages costs about what one message does."""
     engine = create_database_engine(database_url)
     inbox = Inbox(engine, "replica-1", LEASE, "k", clock)
     statements: list[str] = []

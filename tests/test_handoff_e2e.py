@@ -68,7 +68,7 @@ class HandoffStack:
             waiting = session.scalar(
                 select(func.count())
                 .select_from(OutboxMessage)
-                .where(OutboxMessage.inbox_mid == mid, OutboxMessage.status == "pending")
+                .where(OutboxMessage.origin == mid, OutboxMessage.status == "pending")
             )
         return status == "done" and waiting == 0
 

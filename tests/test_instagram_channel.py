@@ -33,7 +33,7 @@ from connectors.webhook import (
 )
 from entrypoints.cli import main as clinic_cli
 from tests.conftest import UNREACHABLE_DATABASE_URL
-from tests.helpers import wait_until
+from tests.helpers import ChannelOnLoop, StatementLog, wait_until
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "instagram"
 SECRET = "test-app-secret"
@@ -84,7 +84,7 @@ def graph() -> Iterator[FakeGraphApi]:
 
 def make_channel(
     graph: FakeGraphApi, recorder, database_url: str, answers_if_handled=None, **settings
-) -> InstagramInput:
+) -> ChannelOnLoop:
     channel = InstagramInput(
         verify_token=VERIFY,
         app_secret=SECRET,
@@ -96,8 +96,7 @@ def make_channel(
             **{"replica_id": "test-replica", **settings},
         ),
     )
-    channel.start(recorder, answers_if_handled)
-    return channel
+    return ChannelOnLoop(channel, recorder, answers_if_handled)
 
 
 @pytest.fixture
@@ -106,20 +105,20 @@ def recorder() -> Recorder:
 
 
 @pytest.fixture
-def channel(graph, recorder, sqlite_url) -> Iterator[InstagramInput]:
+def channel(graph, recorder, sqlite_url) -> Iterator[ChannelOnLoop]:
     built = make_channel(graph, recorder, sqlite_url)
     yield built
     settle(built)
     built.stop()
 
 
-def deliver(channel: InstagramInput, body: bytes, header: str | None = "sign") -> int:
+def deliver(channel: ChannelOnLoop, body: bytes, header: str | None = "sign") -> int:
     if header == "sign":
         header = signature(body, SECRET)
     return asyncio.run(channel.receive(body, header)).status
 
 
-def settle(channel: InstagramInput) -> None:
+def settle(channel: ChannelOnLoop) -> None:
     assert channel.wait_idle(60)
 
 
@@ -384,15 +383,15 @@ def test_a_reply_that_cannot_be_stored_fails_the_turn_which_is_run_again(
     graph, recorder, sqlite_url, monkeypatch
 ):
     channel = make_channel(graph, recorder, sqlite_url)
-    add = channel.outbox.add
+    store = channel.outbox.store
     failures = iter([DatabaseUnavailableError("the database is unreachable")])
 
-    def add_once_failing(*args):
+    def store_once_failing(*args):
         for failure in failures:
             raise failure
-        return add(*args)
+        return store(*args)
 
-    monkeypatch.setattr(channel.outbox, "add", add_once_failing)
+    monkeypatch.setattr(channel.outbox, "store", store_once_failing)
     try:
         assert deliver(channel, fixture("text")) == 200
         graph.wait_for(1, timeout=30)  # the turn is tried again 2 s later
@@ -785,3 +784,40 @@ def test_messages_on_the_standby_channel_are_marked_and_left_to_the_app_holding_
 
     assert recorder.messages == [] and graph.sent == []
     assert rows(sqlite_url, InboxMessage) == 0
+
+
+def test_a_turn_that_sends_several_messages_stores_them_in_one_commit_with_its_end(
+    graph, sqlite_url
+):
+    async def three_messages(message: UserMessage) -> None:
+        out = message.output_channel
+        await out.send_text_message(message.sender_id, "one")
+        await out.send_text_message(message.sender_id, "two")
+        await out.send_text_with_buttons(
+            message.sender_id, "three", [{"title": "OK", "payload": "/a"}]
+        )
+
+    channel = make_channel(graph, three_messages, sqlite_url)
+    try:
+        with StatementLog(channel.outbox.engine) as log:
+            assert deliver(channel, fixture("text")) == 200
+            settle(channel)
+        graph.wait_for(3)
+    finally:
+        channel.stop()
+    (commit,) = log.transactions_with("INSERT INTO outbox_messages")
+    assert sum(s.startswith("INSERT INTO outbox_messages") for s in commit) == 3
+    assert any(s.startswith("UPDATE inbox_messages SET status") for s in commit)
+    texts = [m["message"]["text"] for m in graph.messages_to("IG_TEST_1")]
+    assert texts == ["one", "two", "three"]
+
+
+def test_a_message_outside_a_turn_is_stored_and_sent_at_once(channel, graph, sqlite_url):
+    """Rasa's HTTP API (`trigger_intent`, say) writes through `get_output_channel`."""
+    output = channel.get_output_channel()
+    channel.call(output.send_text_message("IG_TEST_1", "A message of the clinic's."))
+    graph.wait_for(1)
+    assert graph.messages_to("IG_TEST_1") == [
+        {"recipient": {"id": "IG_TEST_1"}, "message": {"text": "A message of the clinic's."}}
+    ]
+    assert rows(sqlite_url, OutboxMessage, OutboxMessage.status == "sent") == 1

@@ -25,7 +25,7 @@ from tests.databases import temporary_postgres_database
 from tests.helpers import wait_until
 from tests.instagram_patient import InstagramPatient
 from tests.redis_support import REDIS_URL
-from tests.servers import ROOT, Stack, running_stack, scaled_out_environment
+from tests.servers import ROOT, Stack, action_call, running_stack, scaled_out_environment
 
 SECRET = "privacy-app-secret"
 CREDENTIALS = f"""
@@ -197,22 +197,7 @@ def test_debug_logs_of_both_servers_hold_no_name_phone_or_instagram_id(erased: W
 
 
 def _call_action(url: str, token: str | None) -> int:
-    body = {
-        "next_action": "action_greet",
-        "sender_id": "IG_TEST_INTRUDER",
-        "tracker": {
-            "sender_id": "IG_TEST_INTRUDER",
-            "slots": {},
-            "latest_message": {"text": "hi", "intent": {"name": "greet"}, "entities": []},
-            "events": [],
-            "paused": False,
-            "followup_action": None,
-            "active_loop": {},
-            "latest_action_name": "action_listen",
-        },
-        "domain": {},
-        "version": "3.6.21",
-    }
+    body = action_call("IG_TEST_INTRUDER")
     headers = {"Content-Type": "application/json"}
     if token is not None:
         headers["Authorization"] = f"Bearer {token}"

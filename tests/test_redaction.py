@@ -54,3 +54,17 @@ def test_installed_it_redacts_every_record_and_its_traceback(redactor, caplog):
         logging.setLogRecordFactory(before)
     assert "PATIENT_TEST" not in text and "17841400008475512" not in text
     assert text.count(MASK) >= 3
+
+
+def test_registering_known_values_again_keeps_the_compiled_pattern():
+    """Each turn registers its sender again: recompiling hundreds of values for it cost
+    milliseconds of every turn that logged a line."""
+    redactor = Redactor()
+    redactor.register("IG_TEST_1", "PATIENT_TEST")
+    assert redactor.redact("from IG_TEST_1") == f"from {MASK}"
+    compiled = redactor._compiled()
+    redactor.register("IG_TEST_1")
+    assert redactor._compiled() is compiled
+    redactor.register("IG_TEST_2")
+    assert redactor._compiled() is not compiled
+    assert redactor.redact("IG_TEST_1 and IG_TEST_2") == f"{MASK} and {MASK}"

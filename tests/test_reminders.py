@@ -1,4 +1,5 @@
-"""Reminders with a frozen clock, and the doctor's calendar parsed back."""
+"""Reminders with a frozen clock: put in the outbox once, sent by the outbox's sender like
+any reply, their fate reported back; and the doctor's calendar parsed back."""
 
 from __future__ import annotations
 
@@ -15,14 +16,16 @@ from clinic.booking import book, cancel
 from clinic.calendar_feed import doctor_calendar
 from clinic.context import Clinic
 from clinic.db import create_database_engine, transaction
-from clinic.models import AuditEvent, Notification, Patient
+from clinic.delivery import Outbox
+from clinic.models import AuditEvent, Notification, OutboxMessage, Patient
 from clinic.patients import note_message
-from clinic.reminders import reminder_deliverable, send_due_reminders
+from clinic.reminders import RunReport, queue_due_reminders, reminder_deliverable
 from clinic.settings import Settings
 from clinic.templates import format_when
 from connectors.fake_graph import FakeGraphApi, FakeResponse
-from connectors.graph_api import GraphApiClient, RetryPolicy
-from connectors.reminder_sender import graph_sender
+from connectors.graph_api import GraphApiClient
+from connectors.graph_messages import text_messages
+from connectors.outbox import OutboxSender
 from tests.factories import add_block, add_doctor, add_patient
 
 NEW_YORK = ZoneInfo("America/New_York")
@@ -43,16 +46,19 @@ def graph():
         yield fake
 
 
-@pytest.fixture
-def sender(graph):
-    client = GraphApiClient(
-        "token",
-        id_hash_key="k",
-        base_url=graph.base_url,
-        retry_policy=RetryPolicy(base=0.01, cap=0.02, max_attempts=2),
-    )
-    yield graph_sender(client)
-    client.close()
+def remind(clinic: Clinic, graph: FakeGraphApi) -> RunReport:
+    """What `python -m clinic remind` runs: queue, then one pass of the outbox's sender."""
+    key = clinic.settings.id_hash_key
+    outbox = Outbox(clinic.engine, "remind-test", timedelta(seconds=15), key, clinic.now)
+    client = GraphApiClient("token", base_url=graph.base_url)
+    try:
+        report = queue_due_reminders(clinic, outbox, render, text_messages)
+        sender = OutboxSender(outbox, client, timedelta(minutes=3), key)
+        while sender.poll():  # what `remind` runs after queuing
+            pass
+        return report
+    finally:
+        client.close()
 
 
 def status_of(clinic: Clinic, appointment_id: int) -> str | None:
@@ -70,19 +76,21 @@ def booked_for_thursday_9(clinic: Clinic, instagram_id: str = "IG_TEST_1"):
     return patient, appointment
 
 
-def test_not_due_yet_sends_nothing(any_clinic, clock, graph, sender):
+def test_not_due_yet_sends_nothing(any_clinic, clock, graph):
     booked_for_thursday_9(any_clinic)
     note_message(any_clinic, "IG_TEST_1")
-    report = send_due_reminders(any_clinic, sender, render)  # Monday: 3 days early
-    assert report.sent == 0 and graph.sent == []
+    assert remind(any_clinic, graph).queued == 0  # Monday: 3 days early
+    assert graph.sent == []
 
 
-def test_due_and_window_open_is_sent_once_with_an_audit_row(any_clinic, clock, graph, sender):
+def test_due_and_window_open_is_sent_once_through_the_outbox_with_an_audit_row(
+    any_clinic, clock, graph
+):
     _, appointment = booked_for_thursday_9(any_clinic)
     clock.moment = at(THURSDAY, 9) - timedelta(hours=20)  # 20 h before: due (lead 24 h)
     note_message(any_clinic, "IG_TEST_1")  # the patient wrote just now
-    assert send_due_reminders(any_clinic, sender, render).sent == 1
-    assert send_due_reminders(any_clinic, sender, render).sent == 0
+    assert remind(any_clinic, graph).queued == 1
+    assert remind(any_clinic, graph).queued == 0
     (message,) = graph.messages_to("IG_TEST_1")
     assert message["message"]["text"] == (
         "Reminder: you have an appointment on Feb 5, 2026 at 9:00 AM."
@@ -92,61 +100,71 @@ def test_due_and_window_open_is_sent_once_with_an_audit_row(any_clinic, clock, g
         event = session.scalars(
             select(AuditEvent).where(AuditEvent.name == "notification_sent")
         ).one()
+        (row,) = session.scalars(select(OutboxMessage))
+        assert (row.origin, row.status, row.body) == (f"reminder:{appointment.id}:1", "sent", None)
     assert event.appointment_id == appointment.id and "IG_TEST_1" not in event.recipient_hash
 
 
-def test_window_closed_waits_then_goes_out_when_the_patient_writes(
-    any_clinic, clock, graph, sender
-):
+def test_window_closed_waits_then_goes_out_when_the_patient_writes(any_clinic, clock, graph):
     _, appointment = booked_for_thursday_9(any_clinic)
     note_message(any_clinic, "IG_TEST_1")  # Monday 8:00
     clock.moment = at(THURSDAY, 9) - timedelta(hours=20)  # Wednesday 13:00: window closed
-    report = send_due_reminders(any_clinic, sender, render)
-    assert (report.sent, report.window_closed) == (0, 1)
+    report = remind(any_clinic, graph)
+    assert (report.queued, report.window_closed) == (0, 1)
     assert graph.sent == []
     assert status_of(any_clinic, appointment.id) == "window_closed"
     clock.advance(timedelta(hours=2))
     note_message(any_clinic, "IG_TEST_1")  # the patient writes again
-    assert send_due_reminders(any_clinic, sender, render).sent == 1
+    assert remind(any_clinic, graph).queued == 1
     assert status_of(any_clinic, appointment.id) == "sent"
 
 
-def test_graph_error_10_2534022_is_recorded_as_window_closed(any_clinic, clock, graph, sender):
+def test_graph_error_10_2534022_is_recorded_as_window_closed_and_queued_again_later(
+    any_clinic, clock, graph
+):
     _, appointment = booked_for_thursday_9(any_clinic)
     clock.moment = at(THURSDAY, 9) - timedelta(hours=20)
     note_message(any_clinic, "IG_TEST_1")
     graph.queue(FakeResponse.graph_error(10, 2534022))
-    report = send_due_reminders(any_clinic, sender, render)
-    assert (report.sent, report.window_closed) == (0, 1)
+    assert remind(any_clinic, graph).queued == 1
     assert len(graph.sent) == 1  # a permanent error is not retried
     assert status_of(any_clinic, appointment.id) == "window_closed"
+    note_message(any_clinic, "IG_TEST_1")
+    assert remind(any_clinic, graph).queued == 1  # a second try, under a key of its own
+    assert status_of(any_clinic, appointment.id) == "sent"
+    assert len(graph.delivered) == 1
 
 
-def test_a_failed_send_is_retried_next_run_and_551_is_final(any_clinic, clock, graph, sender):
-    _, appointment = booked_for_thursday_9(any_clinic)
+def test_a_failed_send_is_retried_by_the_outbox_and_551_is_final(any_clinic, clock, graph):
+    _, first = booked_for_thursday_9(any_clinic)
     clock.moment = at(THURSDAY, 9) - timedelta(hours=20)
     note_message(any_clinic, "IG_TEST_1")
-    graph.queue(FakeResponse(500), FakeResponse(500))
-    assert send_due_reminders(any_clinic, sender, render).failed == 1
-    assert status_of(any_clinic, appointment.id) == "failed"
+    graph.queue(FakeResponse(500))
+    assert remind(any_clinic, graph).queued == 1
+    assert status_of(any_clinic, first.id) == "queued"  # waits for its next try
+    clock.advance(timedelta(seconds=30))
+    remind(any_clinic, graph)
+    assert status_of(any_clinic, first.id) == "sent"
+
+    patient = add_patient(any_clinic, "IG_TEST_2")
+    second = book(any_clinic, first.doctor_id, patient.id, at(THURSDAY, 10))
+    note_message(any_clinic, "IG_TEST_2")
     graph.queue(FakeResponse.graph_error(551))
-    assert send_due_reminders(any_clinic, sender, render).unavailable == 1
-    assert send_due_reminders(any_clinic, sender, render) == send_due_reminders(
-        any_clinic, sender, render
-    )
-    assert status_of(any_clinic, appointment.id) == "recipient_unavailable"
+    assert remind(any_clinic, graph).queued == 1
+    assert remind(any_clinic, graph) == RunReport(0, 0)
+    assert status_of(any_clinic, second.id) == "recipient_unavailable"
 
 
-def test_a_cancelled_appointment_gets_no_reminder(any_clinic, clock, graph, sender):
+def test_a_cancelled_appointment_gets_no_reminder(any_clinic, clock, graph):
     patient, appointment = booked_for_thursday_9(any_clinic)
     cancel(any_clinic, appointment.id, patient.id)
     clock.moment = at(THURSDAY, 9) - timedelta(hours=20)
     note_message(any_clinic, "IG_TEST_1")
-    assert send_due_reminders(any_clinic, sender, render).sent == 0
+    assert remind(any_clinic, graph).queued == 0
     assert graph.sent == []
 
 
-def test_two_runs_at_once_send_each_reminder_once(database_url, clock, graph, sender):
+def test_two_runs_at_once_queue_and_send_each_reminder_once(database_url, clock, graph):
     settings = Settings(database_url=database_url)
     setup = Clinic(create_database_engine(database_url), settings, clock)
     doctor = add_doctor(setup)
@@ -166,14 +184,14 @@ def test_two_runs_at_once_send_each_reminder_once(database_url, clock, graph, se
 
     def run(clinic: Clinic) -> None:
         barrier.wait()
-        reports.append(send_due_reminders(clinic, sender, render))
+        reports.append(remind(clinic, graph))
 
     threads = [threading.Thread(target=run, args=(c,)) for c in runs]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join(60)
-    assert sum(r.sent for r in reports) == 6
+    assert sum(r.queued for r in reports) == 6
     recipients = [r.body["recipient"]["id"] for r in graph.delivered]
     assert sorted(recipients) == sorted(f"IG_TEST_{n}" for n in range(6))
     for clinic in [setup, *runs]:

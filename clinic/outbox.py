@@ -1,0 +1,188 @@
+"""The durable outbox (docs/delivery.md): every message the bot sends is committed here
+before it is sent, and marked once the channel accepted it.
+
+A row's `origin` says what it answers: an inbox message's mid (a turn's replies), or
+another key (`reminder:<appointment id>:<try>`); `(origin, seq)` is unique, so storing
+the same answer twice keeps one. Rows are claimed per recipient, oldest first, under the
+lease of clinic/queues.py; a failed one waits for its next try (`not_before`) with the
+recipient's later ones behind it, or is kept as failed (a dead letter). Nothing here knows
+Rasa or the Graph API.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import JSON, bindparam, select, text, update
+from sqlalchemy.engine import Connection
+
+from clinic import reminders
+from clinic.audit import hash_id
+from clinic.models import INBOX_DONE, OUTBOX_FAILED, OUTBOX_PENDING, OutboxMessage
+from clinic.queues import TIME, LeasedQueue, one_writer_at_a_time, settle_message
+
+if TYPE_CHECKING:
+    from clinic.delivery import InboxItem
+
+_SQL_REPLIES_PENDING = text(
+    "SELECT count(*) FROM outbox_messages WHERE recipient_id = :recipient AND status = 'pending'"
+)
+_SQL_INSERT_REPLY = text(
+    "INSERT INTO outbox_messages (recipient_id, origin, seq, body, status, attempts, "
+    "lease_owner, lease_until, created_at) VALUES (:recipient, :origin, :seq, :body, 'pending', "
+    ":attempts, :owner, :lease_until, :now) ON CONFLICT (origin, seq) DO NOTHING RETURNING id"
+).bindparams(
+    bindparam("body", type_=JSON(none_as_null=True)),
+    bindparam("lease_until", type_=TIME),
+    bindparam("now", type_=TIME),
+)
+_SQL_REPLY_SENT = text(
+    "UPDATE outbox_messages SET status = 'sent', body = NULL, recipient_id = :recipient, "
+    "lease_until = NULL, sent_at = :now WHERE id = :id RETURNING origin"
+).bindparams(bindparam("now", type_=TIME))
+_SQL_REPLY_FAILED = text(
+    "UPDATE outbox_messages SET status = 'failed', lease_until = NULL, error = :error "
+    "WHERE id = :id RETURNING origin"
+)
+_SQL_OWN_MESSAGE = text(
+    "INSERT INTO own_messages (mid, sent_at) VALUES (:mid, :now) ON CONFLICT (mid) DO NOTHING"
+).bindparams(bindparam("now", type_=TIME))
+
+
+@dataclass(frozen=True)
+class Reply:
+    """A message to store: the channel's `message` object, `seq`-th of its `origin`."""
+
+    recipient_id: str
+    origin: str
+    seq: int
+    body: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class OutboxItem:
+    id: int
+    recipient_id: str
+    body: dict[str, Any]
+    attempts: int  # this claim included
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class Stored:
+    leased: list[OutboxItem]  # to send now, in this order
+    next_message_waits: bool  # the answered patient's next inbox message waits
+
+
+class Outbox(LeasedQueue):
+    model = OutboxMessage
+    key = "recipient_id"
+    order = ("id",)
+
+    def store(self, replies: list[Reply], answered: InboxItem | None = None) -> Stored:
+        """Commits `replies` and, when given, marks the inbox message they answer done, in
+        one transaction: a turn costs one commit however many messages it sends."""
+        now = self.clock()
+        waits = False
+        with one_writer_at_a_time(self.engine), self.engine.begin() as connection:
+            if answered is not None:
+                waits = settle_message(
+                    connection, answered.id, answered.sender_id, INBOX_DONE, self.hash_key, now
+                )
+            leased = self.store_in(connection, replies, now)
+        return Stored(leased, waits)
+
+    def store_in(
+        self, connection: Connection, replies: list[Reply], now: datetime, lease: bool = True
+    ) -> list[OutboxItem]:
+        """Stores `replies` in the caller's transaction. A recipient's are leased to this
+        owner to be sent at once (with `lease`), unless an earlier message to them is
+        pending: then they wait behind it, and whoever settles it sends them. Those stored
+        before (same origin and seq) are kept once. The ones leased, in order."""
+        busy = {
+            r.recipient_id
+            for r in replies
+            if not lease
+            or connection.execute(_SQL_REPLIES_PENDING, {"recipient": r.recipient_id}).scalar()
+        }
+        leased = []
+        for reply in replies:
+            free = reply.recipient_id not in busy
+            values = {
+                "recipient": reply.recipient_id,
+                "origin": reply.origin,
+                "seq": reply.seq,
+                "body": reply.body,
+                "attempts": 1 if free else 0,
+                "owner": self.owner if free else None,
+                "lease_until": now + self.lease if free else None,
+                "now": now,
+            }
+            reply_id = connection.execute(_SQL_INSERT_REPLY, values).scalar()
+            if free and reply_id is not None:
+                leased.append(OutboxItem(reply_id, reply.recipient_id, reply.body, 1, now))
+        return leased
+
+    def add(self, recipient_id: str, origin: str, seq: int, body: dict) -> int | None:
+        """Commits one message; its id when it is leased to this owner to be sent now, None
+        when it waits behind an earlier one or was stored before."""
+        stored = self.store([Reply(recipient_id, origin, seq, body)])
+        return stored.leased[0].id if stored.leased else None
+
+    def claim(
+        self, limit: int, ids: Iterable[int] | None = None, recipient_id: str | None = None
+    ) -> list[OutboxItem]:
+        with self._transaction() as session:
+            rows = self._claim(session, limit, ids, recipient_id)
+            return [
+                OutboxItem(r.id, r.recipient_id, r.body, r.attempts, r.created_at) for r in rows
+            ]
+
+    def sent(self, reply_id: int, recipient_id: str, channel_mid: str | None = None) -> bool:
+        """The channel accepted it: the body (a patient may be named in it) is erased and the
+        recipient kept only as a keyed hash; the channel's id for it is kept (`OwnMessage`:
+        its echo is the bot's own). True when another message to the recipient waits."""
+        now = self.clock()
+        recipient_hash = hash_id(recipient_id, self.hash_key)
+        values = {"id": reply_id, "recipient": recipient_hash, "now": now}
+        with one_writer_at_a_time(self.engine), self.engine.begin() as connection:
+            origin = connection.execute(_SQL_REPLY_SENT, values).scalar()
+            if channel_mid:
+                connection.execute(_SQL_OWN_MESSAGE, {"mid": channel_mid, "now": now})
+            reminders.note_delivery(connection, origin, reminders.SENT, recipient_hash, now)
+            return bool(
+                connection.execute(_SQL_REPLIES_PENDING, {"recipient": recipient_id}).scalar()
+            )
+
+    def failed(self, reply_id: int, error: str, reason: str = reminders.FAILED) -> None:
+        """A dead letter: kept, with its body, for `python -m clinic outbox --failed`;
+        `reason` is what a reminder records ("outside_window", "recipient_unavailable"…)."""
+        with one_writer_at_a_time(self.engine), self.engine.begin() as connection:
+            origin = connection.execute(
+                _SQL_REPLY_FAILED, {"id": reply_id, "error": error[:64]}
+            ).scalar()
+            reminders.note_delivery(connection, origin, reason, None, self.clock())
+
+    def retry_later(self, reply_id: int, not_before: datetime, error: str) -> None:
+        with self._transaction() as session:
+            session.execute(
+                update(OutboxMessage)
+                .where(OutboxMessage.id == reply_id)
+                .values(lease_until=None, not_before=not_before, error=error[:64])
+                .execution_options(synchronize_session=False)
+            )
+
+    def listing(self, failed_only: bool = False) -> list[OutboxMessage]:
+        """Messages not sent yet, or given up (dead letters), oldest first."""
+        statuses = [OUTBOX_FAILED] if failed_only else [OUTBOX_PENDING, OUTBOX_FAILED]
+        with self._transaction() as session:
+            return list(
+                session.scalars(
+                    select(OutboxMessage)
+                    .where(OutboxMessage.status.in_(statuses))
+                    .order_by(OutboxMessage.id)
+                )
+            )
