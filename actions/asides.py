@@ -26,6 +26,7 @@ from actions.parsing import (
     wants_any_doctor,
     wants_soonest,
 )
+from actions.support import texts_choice
 from clinic.application import Offer
 from clinic.errors import DatabaseUnavailableError, InvalidNameError, InvalidPhoneError
 from clinic.faq import visit_type_named
@@ -94,6 +95,8 @@ class ActionAnswerAside(AnswersQuestions, ClinicAction):
         if asked and not is_question(text) and await self._answers(asked, text, tracker):
             return [SlotSet(asked, text)]  # the form, next, validates it as its answer
         intent = latest_intent(tracker) or ""
+        if intent in ("refuse_texts", "accept_texts"):
+            return await texts_choice(self, dispatcher, tracker, self.texts.render("carry_on"))
         if intent == "ask_clinic_info":
             reply, _ = await self.answer_about_clinic(text)  # the form's question comes next
         elif intent == "view_appointment":

@@ -554,7 +554,7 @@ class ActionBookAppointment(ClinicAction):
         text = self.texts.confirmation(
             booked.appointment.start_at,
             booked.zone,
-            booked.reminder_deliverable,
+            booked.reminder,
             booked.moved,
             visit=booked.visit if booked.choice else "",
             doctor=booked.doctor if booked.choice else "",

@@ -127,6 +127,9 @@ class ValidateDetailsForm(UsesClinic, FormValidationAction):
             self.say_unavailable(dispatcher, tracker, "details")
             return {"patient_phone": None}
         _patient_this_message.set(patient)
+        refused = tracker.get_slot("texts_refused")
+        if refused is not None:  # said about texts before the details were stored
+            await self.core(self.app.choose_texts, tracker.sender_id, not refused)
         # Stored in the clinic's database; the conversation need not carry them on.
         return {"patient_name": None, "patient_phone": None}
 

@@ -21,6 +21,8 @@ ASIDE_INTENTS = frozenset(
         "ask_privacy",
         "ask_clinic_info",
         "view_appointment",
+        "refuse_texts",
+        "accept_texts",
     }
 )
 # Below this confidence "call me maybe" is an (invalid) phone number, not a wish to stop.

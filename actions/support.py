@@ -73,6 +73,38 @@ async def hand_off(
     return clear(tracker, *FLOW_SLOTS)
 
 
+class ActionTextsChoice(ClinicAction):
+    """ "No texts", or "you can text me": stored (or, before the patient's details, kept in
+    the conversation until they are); reminders then go only by Instagram, or by text too."""
+
+    def name(self) -> str:
+        return "action_texts_choice"
+
+    async def run(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> list[dict[str, Any]]:
+        return await texts_choice(self, dispatcher, tracker)
+
+
+async def texts_choice(
+    action: ClinicAction, dispatcher: CollectingDispatcher, tracker: Tracker, after: str = ""
+) -> list[dict[str, Any]]:
+    """Stores what the patient said about texts and says so (then `after`, the form's way
+    back to its question)."""
+    takes_texts = latest_intent(tracker) == "accept_texts"
+    try:
+        await action.core(action.app.choose_texts, tracker.sender_id, takes_texts)
+    except DatabaseUnavailableError:
+        action.say_unavailable(dispatcher, tracker, "texts choice")
+        return []
+    if not takes_texts:
+        answer = "texts_refused"
+    else:
+        answer = "texts_accepted" if action.app.settings.sms_configured else "texts_not_offered"
+    dispatcher.utter_message(text=f"{action.texts.render(answer)} {after}".strip())
+    return [SlotSet("texts_refused", not takes_texts)]
+
+
 class ValidateDeleteDataForm(UsesClinic, FormValidationAction):
     def name(self) -> str:
         return "validate_delete_data_form"

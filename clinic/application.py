@@ -16,7 +16,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from clinic import audit, faq, handoffs
+from clinic import audit, faq, handoffs, texting
 from clinic.availability import days_with_slots, opening_hours
 from clinic.booking import (
     cancel_in,
@@ -43,7 +43,6 @@ from clinic.patients import (
 )
 from clinic.preferences import TimeOfDay
 from clinic.profile import Profile, ProfileError, VisitType
-from clinic.reminders import reminder_deliverable
 from clinic.settings import Settings
 from clinic.templates import Templates
 
@@ -130,7 +129,7 @@ class DaySlots:
 class Booked:
     appointment: Appointment
     zone: ZoneInfo  # the zone the patient reads times in
-    reminder_deliverable: bool
+    reminder: str | None  # where its reminder will go: "instagram", "sms", or nowhere
     moved: bool
     doctor: str
     visit: str
@@ -206,6 +205,19 @@ class ClinicApp:
         with transaction(self.clinic.engine) as session:
             patient = consent_in(session, self.clinic, instagram_id)
             return PatientView.of(details_in(session, self.clinic, patient, name, phone))
+
+    def choose_texts(self, instagram_id: str, takes_texts: bool) -> bool:
+        """The patient said "no texts" (reminders go only by Instagram from now on) or that
+        texts are welcome after all. False when no patient has this id yet (nothing to
+        store)."""
+        with transaction(self.clinic.engine) as session:
+            patient = patient_by_instagram_id(session, instagram_id)
+            if patient is None:
+                return False
+            patient.takes_texts = int(takes_texts)
+            event = audit.TEXTS_ACCEPTED if takes_texts else audit.TEXTS_REFUSED
+            audit.record(session, event, patient_id=patient.id, via="instagram")
+            return True
 
     def erase_patient(self, instagram_id: str) -> list[Appointment] | None:
         """Withdraws consent and erases the patient, with their settled delivery records;
@@ -347,13 +359,18 @@ class ClinicApp:
             doctor = session.get(Doctor, appointment.doctor_id)
             doctors = [self._view(d) for d in bookable_doctors(session, self.settings)]
             last_message_at = max(filter(None, [patient.last_message_at, message_at]))
-        deliverable = reminder_deliverable(
-            appointment.start_at, last_message_at, self.settings.reminder_lead
+            takes_texts = bool(patient.takes_texts and patient.phone)
+        reminder = texting.reminder_channel(
+            appointment.start_at,
+            last_message_at,
+            self.settings.reminder_lead,
+            takes_texts,
+            self.settings.sms_configured,
         )
         return Booked(
             appointment,
             self.zone,
-            deliverable,
+            reminder,
             moved=moving is not None,
             doctor=doctor.name,
             visit=self._visit_name(appointment.visit_type),

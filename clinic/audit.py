@@ -34,6 +34,9 @@ HANDOFF_GIVEN_BACK = "handoff_given_back"
 REPLY_RETRIED = "reply_retried"
 REPLY_DISMISSED = "reply_dismissed"
 TEXT_CHANGED = "text_changed"
+TEXTS_REFUSED = "texts_refused"
+TEXTS_ACCEPTED = "texts_accepted"
+APPOINTMENT_CONFIRMED = "appointment_confirmed"
 SETUP_CHANGED = "setup_changed"
 
 logger = logging.getLogger("clinic.audit")

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import delete, func, or_, select, update
 
 from clinic import audit
 from clinic.context import Clinic
@@ -24,32 +24,46 @@ class FailedReply:
     patient_id: int | None
     patient_name: str
     ref: str  # the recipient's short reference, as in the logs
+    channel: str = "instagram"  # or "sms"
 
 
 def failed_replies(clinic: Clinic, limit: int = 200) -> list[FailedReply]:
-    """The dead letters, newest first."""
+    """The dead letters, newest first, each with its patient when one is on file (by
+    Instagram id, or by phone for a text)."""
     with transaction(clinic.engine) as session:
-        rows = session.execute(
-            select(OutboxMessage, Patient.id, Patient.name)
-            .outerjoin(Patient, Patient.instagram_id == OutboxMessage.recipient_id)
+        rows = session.scalars(
+            select(OutboxMessage)
             .where(OutboxMessage.status == OUTBOX_FAILED)
             .order_by(OutboxMessage.id.desc())
             .limit(limit)
         ).all()
+        recipients = {row.recipient_id for row in rows}
+        patients = {}
+        for patient in session.scalars(
+            select(Patient).where(
+                or_(Patient.instagram_id.in_(recipients), Patient.phone.in_(recipients))
+            )
+        ):
+            patients.setdefault(patient.instagram_id, patient)
+            patients.setdefault(patient.phone, patient)
     key = clinic.settings.id_hash_key
-    return [
-        FailedReply(
-            row.id,
-            row.created_at,
-            row.attempts,
-            row.error or "",
-            _text_of(row.body),
-            patient_id,
-            name or "",
-            audit.hash_id(row.recipient_id, key)[:8],
+    found = []
+    for row in rows:
+        patient = patients.get(row.recipient_id)
+        found.append(
+            FailedReply(
+                row.id,
+                row.created_at,
+                row.attempts,
+                row.error or "",
+                _text_of(row.body),
+                patient.id if patient else None,
+                (patient.name or "") if patient else "",
+                audit.hash_id(row.recipient_id, key)[:8],
+                row.channel,
+            )
         )
-        for row, patient_id, name in rows
-    ]
+    return found
 
 
 def failed_count(clinic: Clinic) -> int:
@@ -67,7 +81,11 @@ def retry_reply(clinic: Clinic, staff_id: int, reply_id: int) -> bool:
     with transaction(clinic.engine) as session:
         changed = session.execute(
             update(OutboxMessage)
-            .where(OutboxMessage.id == reply_id, OutboxMessage.status == OUTBOX_FAILED)
+            .where(
+                OutboxMessage.id == reply_id,
+                OutboxMessage.status == OUTBOX_FAILED,
+                OutboxMessage.body.is_not(None),  # a sent text Twilio then failed: no words left
+            )
             .values(
                 status=OUTBOX_PENDING,
                 attempts=0,

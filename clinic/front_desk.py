@@ -21,7 +21,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from clinic import audit
+from clinic import audit, texting
 from clinic.availability import days_with_slots, load_doctor, slots_in_session
 from clinic.booking import (
     conflicts_as_slot_taken,
@@ -37,6 +37,7 @@ from clinic.models import (
     CONSENT_GRANTED,
     NOTICE_CALL,
     NOTICE_DM,
+    NOTICE_SMS,
     OUTBOX_FAILED,
     OUTBOX_PENDING,
     SOURCE_PHONE,
@@ -47,9 +48,10 @@ from clinic.models import (
     Patient,
     StaffNotice,
 )
+from clinic.outbox import INSTAGRAM as OUTBOX_INSTAGRAM
+from clinic.outbox import SMS as OUTBOX_SMS
 from clinic.patients import normalize_name, normalize_phone
 from clinic.profile import Profile
-from clinic.reminders import window_open
 from clinic.templates import Templates, format_when
 
 STAFF_HORIZON_DAYS = 366
@@ -102,7 +104,7 @@ class NoticeState:
     id: int
     change: str
     channel: str
-    state: str  # "sent", "sending", "failed" (a DM), "to call", "called"
+    state: str  # "sent", "sending", "delivered", "failed" (a message), "to call", "called"
     phone: str
     created_at: datetime
 
@@ -176,19 +178,29 @@ def book_caller(
 
 
 def cancel_visit(
-    clinic: Clinic, templates: Templates, staff_id: int, appointment_id: int
+    clinic: Clinic,
+    templates: Templates,
+    staff_id: int,
+    appointment_id: int,
+    profile: Profile | None = None,
 ) -> Change:
-    """Cancels an active visit and tells the patient (or asks staff to call)."""
+    """Cancels an active visit and tells the patient (or asks staff to call); `profile`:
+    the clinic's name and phone, which a text names."""
     with transaction(clinic.engine) as session:
         appointment = _active(session, appointment_id)
         mark_cancelled(session, clinic, appointment, staff_id)
-        text = templates.render("notice_cancelled", when=_when(clinic, appointment.start_at))
-        notice = _notify(session, clinic, appointment, CANCELLED_CHANGE, text, staff_id)
+        wording = (templates, profile)
+        notice = _notify(session, clinic, appointment, CANCELLED_CHANGE, wording, staff_id)
         return Change(appointment, notice)
 
 
 def move_visit(
-    clinic: Clinic, templates: Templates, staff_id: int, appointment_id: int, new_start: datetime
+    clinic: Clinic,
+    templates: Templates,
+    staff_id: int,
+    appointment_id: int,
+    new_start: datetime,
+    profile: Profile | None = None,
 ) -> Change:
     """Moves an active visit to a free start of the same doctor (same length) and tells the
     patient. Raises `SlotTakenError` or `SlotUnavailableError`; the old visit then stays."""
@@ -207,8 +219,7 @@ def move_visit(
             staff_id=staff_id,
             moved_from=old.id,
         )
-        text = templates.render("notice_moved", when=_when(clinic, moved.start_at))
-        notice = _notify(session, clinic, moved, MOVED_CHANGE, text, staff_id)
+        notice = _notify(session, clinic, moved, MOVED_CHANGE, (templates, profile), staff_id)
         return Change(moved, notice)
 
 
@@ -230,6 +241,7 @@ def add_block(
     end: datetime,
     reason: str,
     cancel_hits: bool,
+    profile: Profile | None = None,
 ) -> list[Change]:
     """Saves the block; with `cancel_hits`, cancels the visits it falls on, with notice (the
     changes made), in the same transaction."""
@@ -247,9 +259,8 @@ def add_block(
         if cancel_hits:
             for appointment in _hits(session, doctor_id, start, end):
                 mark_cancelled(session, clinic, appointment, staff_id)
-                when = _when(clinic, appointment.start_at)
-                text = templates.render("notice_cancelled", when=when)
-                notice = _notify(session, clinic, appointment, CANCELLED_CHANGE, text, staff_id)
+                wording = (templates, profile)
+                notice = _notify(session, clinic, appointment, CANCELLED_CHANGE, wording, staff_id)
                 changes.append(Change(appointment, notice))
         return changes
 
@@ -291,7 +302,7 @@ def notices_of(clinic: Clinic, appointment_id: int) -> list[NoticeState]:
     """What the patient was told, or must be told, of changes to this visit."""
     with transaction(clinic.engine) as session:
         rows = session.execute(
-            select(StaffNotice, OutboxMessage.status, Patient.phone)
+            select(StaffNotice, OutboxMessage.status, OutboxMessage.delivery, Patient.phone)
             .join(Appointment, Appointment.id == StaffNotice.appointment_id)
             .outerjoin(Patient, Patient.id == Appointment.patient_id)
             .outerjoin(OutboxMessage, OutboxMessage.origin == StaffNotice.outbox_key)
@@ -299,9 +310,11 @@ def notices_of(clinic: Clinic, appointment_id: int) -> list[NoticeState]:
             .order_by(StaffNotice.id)
         ).all()
     states = []
-    for notice, outbox_status, phone in rows:
+    for notice, outbox_status, delivery, phone in rows:
         if notice.channel == NOTICE_CALL:
             state = "called" if notice.done_at else "to call"
+        elif delivery == "delivered":
+            state = "delivered"
         else:
             state = {OUTBOX_PENDING: "sending", OUTBOX_FAILED: "failed"}.get(outbox_status, "sent")
         states.append(
@@ -377,39 +390,40 @@ def _notify(
     clinic: Clinic,
     appointment: Appointment,
     change: str,
-    text: str,
+    wording: tuple[Templates, Profile | None],
     staff_id: int,
 ) -> Notice | None:
-    """A DM through the outbox when Instagram lets one through now, else a call to make."""
+    """A DM through the outbox when Instagram lets one through now, else a text when the
+    patient takes them (and Twilio is set up), else a call to make."""
     patient = session.get(Patient, appointment.patient_id) if appointment.patient_id else None
     if patient is None:
         return None
+    templates, profile = wording[0], wording[1] or Profile()
     now = clinic.now()
-    can_dm = (
-        patient.instagram_id is not None
-        and clinic.settings.instagram_access_token
-        and window_open(patient.last_message_at, now)
+    instagram = patient.last_message_at if patient.instagram_id else None
+    channel = texting.channel_now(
+        now,
+        instagram if clinic.settings.instagram_access_token else None,
+        bool(patient.takes_texts and patient.phone),
+        clinic.settings.sms_configured,
     )
-    key = None
-    if can_dm:
-        key = f"notice:{appointment.id}:{change}:{uuid.uuid4().hex[:8]}"
-        session.add(
-            OutboxMessage(
-                recipient_id=patient.instagram_id,
-                origin=key,
-                seq=0,
-                body={"text": text},
-                status=OUTBOX_PENDING,
-                attempts=0,
-                created_at=now,
-            )
-        )
-    channel = NOTICE_DM if can_dm else NOTICE_CALL
+    when = _when(clinic, appointment.start_at)
+    key = f"notice:{appointment.id}:{change}:{uuid.uuid4().hex[:8]}" if channel else None
+    if channel == texting.INSTAGRAM:
+        body = {"text": templates.render(f"notice_{change}", when=when)}
+        session.add(_outbox_row(patient.instagram_id, key, body, OUTBOX_INSTAGRAM, now))
+    elif channel == texting.SMS:
+        facts = {"clinic": profile.name or "The clinic", "phone": profile.phone}
+        body = {"text": templates.render(f"notice_{change}_text", when=when, **facts)}
+        session.add(_outbox_row(patient.phone, key, body, OUTBOX_SMS, now))
+    notice_channel = {texting.INSTAGRAM: NOTICE_DM, texting.SMS: NOTICE_SMS}.get(
+        channel or "", NOTICE_CALL
+    )
     session.add(
         StaffNotice(
             appointment_id=appointment.id,
             change=change,
-            channel=channel,
+            channel=notice_channel,
             outbox_key=key,
             staff_id=staff_id,
             created_at=now,
@@ -417,13 +431,26 @@ def _notify(
     )
     audit.record(
         session,
-        audit.PATIENT_NOTIFIED if can_dm else audit.PATIENT_TO_CALL,
+        audit.PATIENT_NOTIFIED if channel else audit.PATIENT_TO_CALL,
         appointment_id=appointment.id,
         patient_id=patient.id,
         staff_id=staff_id,
-        channel=channel,
+        channel=notice_channel,
     )
-    return Notice(channel, patient.phone or "")
+    return Notice(notice_channel, patient.phone or "")
+
+
+def _outbox_row(recipient: str, key: str, body: dict, channel: str, now: datetime) -> OutboxMessage:
+    return OutboxMessage(
+        recipient_id=recipient,
+        origin=key,
+        seq=0,
+        body=body,
+        channel=channel,
+        status=OUTBOX_PENDING,
+        attempts=0,
+        created_at=now,
+    )
 
 
 def _when(clinic: Clinic, start: datetime) -> str:

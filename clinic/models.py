@@ -133,6 +133,8 @@ class Patient(Base):
     consent_at = Column(UTCDateTime, nullable=True)
     consent_via = Column(String(16), nullable=True)  # SOURCE_INSTAGRAM or SOURCE_PHONE
     consent_staff_id = Column(Integer, nullable=True)  # who took consent by phone
+    # 0 once the patient said "no texts" (or STOP to a text): reminders only on Instagram.
+    takes_texts = Column(Integer, nullable=False, default=1, server_default=text("1"))
     last_message_at = Column(UTCDateTime, nullable=True)
     created_at = Column(UTCDateTime, nullable=False, default=utc_now)
 
@@ -163,6 +165,7 @@ class Appointment(Base):
         String(16), nullable=False, default=SOURCE_INSTAGRAM, server_default=SOURCE_INSTAGRAM
     )
     booked_by_staff_id = Column(Integer, nullable=True)  # the front desk's bookings
+    confirmed_at = Column(UTCDateTime, nullable=True)  # the patient confirmed (a text's "C")
     notes = Column(Text, nullable=False, default="")
     created_at = Column(UTCDateTime, nullable=False, default=utc_now)
     cancelled_at = Column(UTCDateTime, nullable=True)
@@ -273,6 +276,10 @@ class OutboxMessage(Base):
     origin = Column(String(255), nullable=False)
     seq = Column(Integer, nullable=False)  # its place among the messages of that origin
     body = Column(JSON(none_as_null=True), nullable=True)  # the Graph `message`; erased when sent
+    channel = Column(String(16), nullable=False, default="instagram", server_default="instagram")
+    tried_at = Column(UTCDateTime, nullable=True)  # a text's first try began (see sms_sender)
+    provider_id = Column(String(64), nullable=True)  # the channel's id for it (Twilio's sid)
+    delivery = Column(String(16), nullable=True)  # a text's last status: delivered, failed…
     status = Column(String(16), nullable=False, default=OUTBOX_PENDING)
     attempts = Column(Integer, nullable=False, default=0)
     lease_owner = Column(String(128), nullable=True)
@@ -284,6 +291,7 @@ class OutboxMessage(Base):
 
     __table_args__ = (
         UniqueConstraint("origin", "seq", name="uq_outbox_answer"),
+        Index("ix_outbox_provider", "provider_id"),
         Index(
             "ix_outbox_pending",
             "recipient_id",
@@ -364,6 +372,7 @@ class Staff(Base):
 
 
 NOTICE_DM = "instagram"  # a DM through the outbox
+NOTICE_SMS = "sms"  # a text message through the outbox
 NOTICE_CALL = "call"  # no channel reaches the patient: staff must call
 
 
@@ -463,3 +472,25 @@ class ConfigRevision(Base):
 
     id = Column(Integer, primary_key=True)
     revision = Column(Integer, nullable=False, default=0)
+
+
+class TextThread(Base):
+    """A question the clinic asked a patient by text and waits an answer to: "Cancel your
+    visit on …? Reply YES to cancel". Kept until answered, erasure or retention."""
+
+    __tablename__ = "text_threads"
+
+    phone = Column(String(20), primary_key=True)
+    asked = Column(String(16), nullable=False)  # "cancel"
+    appointment_id = Column(Integer, nullable=False)
+    asked_at = Column(UTCDateTime, nullable=False)
+
+
+class SendPace(Base):
+    """The earliest time the next message of a channel may go (texts: Twilio's rate), shared
+    by every process that sends."""
+
+    __tablename__ = "send_pace"
+
+    channel = Column(String(16), primary_key=True)
+    next_at = Column(UTCDateTime, nullable=False)

@@ -56,6 +56,7 @@ class PatientRecord:
     consent_at: datetime | None
     consent_via: str
     last_message_at: datetime | None
+    takes_texts: bool
     visits: list[VisitLine]
 
 
@@ -117,6 +118,7 @@ def patient_record(
             patient.consent_at,
             patient.consent_via or "",
             patient.last_message_at,
+            bool(patient.takes_texts),
             [
                 VisitLine(
                     a.id,
@@ -157,3 +159,14 @@ def _aware(moment: datetime | None, clinic: Clinic) -> datetime | None:
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=ZoneInfo("UTC"))
     return moment.astimezone(clinic.settings.zone)
+
+
+def set_texts(clinic: Clinic, staff_id: int, patient_id: int, takes: bool) -> None:
+    """The patient told staff they do (or don't) want reminders by text message."""
+    with transaction(clinic.engine) as session:
+        patient = session.get(Patient, patient_id)
+        if patient is None:
+            raise PatientNotFoundError("no such patient")
+        patient.takes_texts = int(takes)
+        name = audit.TEXTS_ACCEPTED if takes else audit.TEXTS_REFUSED
+        audit.record(session, name, patient_id=patient_id, staff_id=staff_id, via="staff")

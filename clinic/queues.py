@@ -17,7 +17,18 @@ from datetime import datetime, timedelta
 from functools import cache
 from typing import Any
 
-from sqlalchemy import Table, and_, bindparam, exists, func, or_, select, text, update
+from sqlalchemy import (
+    Table,
+    and_,
+    bindparam,
+    exists,
+    func,
+    literal_column,
+    or_,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import Session
 
@@ -170,17 +181,25 @@ def one_writer_at_a_time(engine: Engine) -> AbstractContextManager:
 def _claim_query(table: Table, key: str, order: tuple[str, ...], by_ids: bool, by_key: bool) -> Any:
     row, other = table, table.alias("other")
     now = bindparam("now", type_=TIME)
+    # Written out, not bound: SQLite uses a partial index (`WHERE status = 'pending'`) only
+    # for a query that says so literally; with a parameter each look-up scanned every row.
+    pending = literal_column("'pending'")
     same_key = other.c[key] == row.c[key]
     first_in_line = ~exists().where(
-        same_key, other.c.status == "pending", _before(other.c, row.c, order)
+        same_key, other.c.status == pending, _before(other.c, row.c, order)
     )
+    # With no row of its key before it, every other row of the key comes after it: said
+    # that way, the look-up reads the same index as `first_in_line` (one key's rows).
     key_at_work = exists().where(
-        same_key, other.c.status == "pending", other.c.id != row.c.id, other.c.lease_until > now
+        same_key,
+        other.c.status == pending,
+        _before(row.c, other.c, order),
+        other.c.lease_until > now,
     )
     query = (
         select(row.c.id)
         .where(
-            row.c.status == "pending",
+            row.c.status == pending,
             or_(row.c.lease_until.is_(None), row.c.lease_until < now),
             or_(row.c.not_before.is_(None), row.c.not_before <= now),
             first_in_line,

@@ -1,9 +1,11 @@
-"""Reminders: due 24 h (REMINDER_LEAD_HOURS) before a visit, put in the outbox once, only
-when Instagram would let them through; the outbox sends them like any reply.
+"""Reminders: due 24 h (REMINDER_LEAD_HOURS) before a visit, put in the outbox once, where
+they can arrive; the outbox sends them like any reply.
 
 Instagram accepts a business's message only within 24 hours of the patient's last
-message. A reminder due outside that window waits ("window_closed") and is queued if the
-patient writes again before the visit. Queuing is a compare-and-set on the reminder's
+message: a reminder due inside that window goes by Instagram; outside it, by text message
+when the patient takes texts and Twilio is set up (`clinic/texting.py`). One that can go
+neither way waits ("window_closed") and is queued if the patient writes again before the
+visit. Queuing is a compare-and-set on the reminder's
 `notifications` row in the transaction that stores the message, under an outbox key
 unique to the appointment's reminder and try: two `remind` runs never queue it twice.
 The outbox reports each reminder's fate back here (`note_delivery`).
@@ -23,7 +25,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from clinic import audit
+from clinic import audit, texting
 from clinic.context import Clinic
 from clinic.db import transaction
 from clinic.models import BOOKED, Appointment, Doctor, Notification, Patient
@@ -34,8 +36,6 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-# Instagram lets a business message a user only this long after the user's last message.
-MESSAGING_WINDOW = timedelta(hours=24)
 REMINDER = "reminder"
 ORIGIN_PREFIX = "reminder:"
 
@@ -59,33 +59,21 @@ def reminder_due_at(start: datetime, lead: timedelta) -> datetime:
     return start - lead
 
 
-def window_open(last_message_at: datetime | None, now: datetime) -> bool:
-    return last_message_at is not None and now < last_message_at + MESSAGING_WINDOW
-
-
-def reminder_deliverable(
-    start: datetime, last_message_at: datetime | None, lead: timedelta
-) -> bool:
-    """True when the reminder falls due while the patient's messaging window is open."""
-    if last_message_at is None:
-        return False
-    return reminder_due_at(start, lead) <= last_message_at + MESSAGING_WINDOW
-
-
 @dataclass(frozen=True)
 class RunReport:
     queued: int = 0
     window_closed: int = 0
 
 
+# (visit's start, zone, channel) -> the reminder's words for that channel
+Render = Callable[[datetime, ZoneInfo, str], str]
+
+
 def queue_due_reminders(
-    clinic: Clinic,
-    outbox: Outbox,
-    render: Callable[[datetime, ZoneInfo], str],
-    messages: Messages,
+    clinic: Clinic, outbox: Outbox, render: Render, messages: Messages
 ) -> RunReport:
-    """Puts every due reminder whose patient's window is open in the outbox; returns what
-    happened. `messages` turns a text into the channel's message objects."""
+    """Puts every due reminder that can reach its patient in the outbox; returns what
+    happened. `messages` turns a text into Instagram's message objects."""
     counts = {QUEUED: 0, WINDOW_CLOSED: 0, NOT_NEEDED: 0, None: 0}
     for appointment_id in _due_appointment_ids(clinic):
         counts[_queue(clinic, outbox, appointment_id, render, messages)] += 1
@@ -129,14 +117,21 @@ def _queue(clinic: Clinic, outbox: Outbox, appointment_id: int, render, messages
             )
         ).one()
         seen = (row.status, row.attempts)
-        recipient, text = patient.instagram_id, None
-        if appointment.status != BOOKED or not patient.has_consented:
+        channel = texting.channel_now(
+            now,
+            patient.last_message_at if patient and patient.instagram_id else None,
+            bool(patient and patient.takes_texts and patient.phone),
+            clinic.settings.sms_configured,
+        )
+        recipient = None
+        if appointment.status != BOOKED or patient is None or not patient.has_consented:
             state = NOT_NEEDED
-        elif not window_open(patient.last_message_at, now):
+        elif channel is None:
             state = WINDOW_CLOSED
         else:
             state = QUEUED
-            text = render(appointment.start_at, ZoneInfo(doctor.timezone))
+            recipient = patient.instagram_id if channel == texting.INSTAGRAM else patient.phone
+            text = render(appointment.start_at, ZoneInfo(doctor.timezone), channel)
     if seen[0] not in QUEUEABLE:
         return None  # another run queued it meanwhile
     if state == seen[0] == WINDOW_CLOSED:
@@ -155,11 +150,14 @@ def _queue(clinic: Clinic, outbox: Outbox, appointment_id: int, render, messages
         )
         if changed.rowcount != 1:
             return None  # another run got there first
-        if text is not None:
+        if recipient is not None:
             from clinic.outbox import Reply  # the outbox reports back here: no import cycle
 
             origin = f"{ORIGIN_PREFIX}{appointment_id}:{try_number}"
-            replies = [Reply(recipient, origin, n, m) for n, m in enumerate(messages(text))]
+            if channel == texting.SMS:
+                replies = [Reply(recipient, origin, 0, {"text": text}, channel)]
+            else:
+                replies = [Reply(recipient, origin, n, m) for n, m in enumerate(messages(text))]
             outbox.store_in(connection, replies, now, lease=False)
     logger.info("reminder appointment=%s %s", appointment_id, state)
     return state
@@ -190,12 +188,14 @@ def note_delivery(
         return
     appointment_id = int(origin[len(ORIGIN_PREFIX) :].split(":")[0])
     state = _REFUSALS.get(outcome, FAILED) if outcome != SENT else SENT
+    # A text can fail after it was sent (its delivery report): a sent reminder fails too.
+    settled_from = (QUEUED, SENT) if state == FAILED else (QUEUED,)
     changed = connection.execute(
         update(Notification)
         .where(
             Notification.appointment_id == appointment_id,
             Notification.kind == REMINDER,
-            Notification.status == QUEUED,
+            Notification.status.in_(settled_from),
         )
         .values(status=state, updated_at=now)
     )

@@ -16,7 +16,7 @@ from sqlalchemy.engine import Engine
 
 from clinic.context import Clinic
 from clinic.db import transaction
-from clinic.models import Handoff, InboxMessage, OutboxMessage, OwnMessage
+from clinic.models import Handoff, InboxMessage, OutboxMessage, OwnMessage, TextThread
 
 # Rasa's SQLTrackerStore: one row per event, `timestamp` in seconds since the epoch.
 _IDLE_CONVERSATIONS = text(
@@ -58,6 +58,7 @@ def purge(clinic: Clinic, tracker_engine: Engine | None) -> Purged:
             )
         ).rowcount
         session.execute(delete(OwnMessage).where(OwnMessage.sent_at < cutoff))
+        session.execute(delete(TextThread).where(TextThread.asked_at < cutoff))
     events = 0
     if tracker_engine is not None:
         with tracker_engine.begin() as connection:

@@ -53,6 +53,7 @@ class Visit:
     visit: str  # the visit type's name
     source: str  # where it was booked: instagram, phone, walk_in
     to_call: bool  # the clinic changed it and must still call the patient
+    confirmed: bool = False  # the patient confirmed it (a reminder text's "C")
 
 
 @dataclass(frozen=True)
@@ -267,6 +268,7 @@ def _visits(
             Appointment.patient_id,
             Appointment.visit_type,
             Appointment.source,
+            Appointment.confirmed_at,
             Patient.name,
             Patient.phone,
         )
@@ -302,6 +304,7 @@ def _visits(
                 visit=names.get(row.visit_type or "", row.visit_type),
                 source=row.source,
                 to_call=row.id in to_call,
+                confirmed=row.confirmed_at is not None,
             )
         )
     return visits

@@ -52,6 +52,13 @@ def _idle_minutes(raw: str) -> timedelta:
     return timedelta(minutes=minutes)
 
 
+def _rate(raw: str) -> float:
+    rate = float(raw)
+    if not rate > 0:
+        raise ValueError("must be more than 0")
+    return rate
+
+
 def _whole(raw: str, minimum: int = 1) -> int:
     value = int(raw)
     if value < minimum:
@@ -136,6 +143,9 @@ class Settings:
     fake_graph_port: int = _variable(
         "FAKE_GRAPH_PORT", 8765, "port of the fake Graph API of `make simulate`", _whole
     )
+    fake_twilio_port: int = _variable(
+        "FAKE_TWILIO_PORT", 8766, "port of the fake Twilio of `make simulate`", _whole
+    )
     # The staff console
     console_host: str = _variable(
         "CONSOLE_HOST", "127.0.0.1", "address the staff console listens on"
@@ -186,6 +196,28 @@ class Settings:
         "INSTAGRAM_APP_ID",
         None,
         "our Meta app's id: tells the bot's own echoes and control coming back apart",
+    )
+    # Text messages (reminders when Instagram's window is closed): Twilio
+    twilio_account_sid: str | None = _variable(
+        "TWILIO_ACCOUNT_SID", None, "Twilio account (texts are off without it)"
+    )
+    twilio_auth_token: str | None = _variable(
+        "TWILIO_AUTH_TOKEN", None, "Twilio's secret: sends texts and signs its webhooks"
+    )
+    twilio_from: str | None = _variable(
+        "TWILIO_FROM", None, "the number texts come from (or TWILIO_MESSAGING_SERVICE_SID)"
+    )
+    twilio_messaging_service_sid: str | None = _variable(
+        "TWILIO_MESSAGING_SERVICE_SID", None, "a Twilio messaging service to send texts with"
+    )
+    twilio_api_url: str = _variable(
+        "TWILIO_API_URL", "https://api.twilio.com", "Twilio's API base URL (a fake in tests)"
+    )
+    twilio_rate: float = _variable(
+        "TWILIO_MESSAGES_PER_SECOND",
+        1.0,
+        "texts sent per second at most (Twilio's limit for one number)",
+        _rate,
     )
     # Staff taking over (README: "When staff take over")
     handoff_target_app_id: str = _variable(
@@ -263,6 +295,15 @@ class Settings:
             object.__setattr__(self, "console_url", url)
         if self.replica_id is None:
             object.__setattr__(self, "replica_id", f"{socket.gethostname()}:{self.rasa_port}")
+
+    @property
+    def sms_configured(self) -> bool:
+        """Twilio can send texts: an account, its token and a sender."""
+        return bool(
+            self.twilio_account_sid
+            and self.twilio_auth_token
+            and (self.twilio_from or self.twilio_messaging_service_sid)
+        )
 
     @property
     def zone(self) -> ZoneInfo:

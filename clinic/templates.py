@@ -63,17 +63,16 @@ class Templates:
         self,
         start: datetime,
         zone: ZoneInfo,
-        reminder_deliverable: bool,
+        reminder: str | None,
         moved: bool = False,
         visit: str = "",
         doctor: str = "",
     ) -> str:
         """The booking (or rescheduling) confirmation, naming the visit and the doctor when
-        given (a clinic with a choice of them); it promises a reminder only when Instagram's
-        24-hour window will let one through."""
+        given (a clinic with a choice of them), and where the reminder will come from:
+        `reminder` is "instagram", "sms", or None (the patient is asked to save this)."""
         name = "rescheduled" if moved else "confirmation"
-        if not reminder_deliverable:
-            name += "_save_this"
+        name += {"instagram": "", "sms": "_by_text"}.get(reminder or "", "_save_this")
         named = self.visit_with_doctor(visit, doctor)
         return self.render(name, when=format_when(start, zone), visit_with_doctor=named)
 

@@ -48,6 +48,8 @@ SAMPLES = {
     "languages": "English and Spanish",
     "phone": "+1 202 555 0100",
     "retention_days": "30",
+    "clinic": "Demo Clinic",
+    "handle": "democlinic",
 }
 
 

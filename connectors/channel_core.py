@@ -29,6 +29,7 @@ from connectors.graph_api import GraphApiClient
 from connectors.graph_outcomes import Sent, describe
 from connectors.outbox import OutboxSender
 from connectors.replies import InstagramOutput
+from connectors.sms_client import TwilioTexts
 from connectors.webhook import ControlReturned, Incoming, Item, StaffWrote
 from connectors.worker import InboxWorker
 
@@ -82,7 +83,10 @@ class InstagramChannel:
             self.access_token, base_url=settings.graph_url, max_connections=threads
         )
         budget = timedelta(seconds=settings.outbox_retry_seconds)
-        self.sender = OutboxSender(self.outbox, self.graph, budget, key)
+        texts = TwilioTexts(settings) if settings.sms_configured else None
+        self.sender = OutboxSender(
+            self.outbox, self.graph, budget, key, None, texts, settings.twilio_rate
+        )
         self._typing: set[asyncio.Future] = set()
         claim = lambda limit: self._io(self.inbox.claim, limit)  # noqa: E731
         self.worker = InboxWorker(self._take_turn, claim, settings.max_concurrency, POLL_SECONDS)

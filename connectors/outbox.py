@@ -11,10 +11,11 @@ from dataclasses import replace
 from datetime import timedelta
 
 from clinic.audit import hash_id
-from clinic.outbox import Outbox, OutboxItem
+from clinic.outbox import SMS, Outbox, OutboxItem
 from connectors.graph_api import GraphApiClient
 from connectors.graph_messages import request_body, typing_body
-from connectors.graph_outcomes import Rejected, Sent, describe
+from connectors.graph_outcomes import Outcome, Rejected, Sent, describe
+from connectors.sms_client import OPTED_OUT, TwilioTexts
 
 logger = logging.getLogger(__name__)
 
@@ -36,15 +37,19 @@ class OutboxSender:
     def __init__(
         self,
         outbox: Outbox,
-        graph: GraphApiClient,
+        graph: GraphApiClient | None,
         retry_budget: timedelta,
         hash_key: str,
         rng: random.Random | None = None,
+        texts: TwilioTexts | None = None,
+        texts_per_second: float = 1.0,
     ):
         self.outbox = outbox
         self.held: set[int] = set()
         self.stopping = False  # a server on its way down claims nothing more
         self._graph = graph
+        self._texts = texts
+        self._text_interval = timedelta(seconds=1 / texts_per_second)
         self._retry_budget = retry_budget
         self._hash_key = hash_key
         self._rng = rng or random.Random()
@@ -76,9 +81,15 @@ class OutboxSender:
         return [] if self.stopping else self.outbox.claim(POLL_LIMIT)
 
     def poll(self) -> int:
-        """Claims what is due and sends it, one recipient after the other; how many it claimed."""
+        """Claims what is due and sends it, one recipient after the other; how many it claimed.
+        What is still unsent when half the lease has gone (texts wait for their pace) goes
+        back, before another sender could take it over."""
         items = self.claim_due()
-        for item in items:
+        started = self.outbox.clock()
+        for number, item in enumerate(items):
+            if self.outbox.clock() - started > self.outbox.lease / 2:
+                self.outbox.release([i.id for i in items[number:]])
+                break
             self.send([item])
         return len(items)
 
@@ -89,10 +100,19 @@ class OutboxSender:
     def _try(self, item: OutboxItem) -> bool | None:
         """One try; None when the row must wait, else whether another to the recipient may
         wait behind it (sent, or failed for good)."""
-        outcome = self._graph.post_once(request_body(item.recipient_id, item.body))
+        if item.channel == SMS:
+            outcome = self._text(item)
+        else:
+            outcome = self._graph.post_once(request_body(item.recipient_id, item.body))
         if isinstance(outcome, Sent):
-            return self.outbox.sent(item.id, item.recipient_id, outcome.message_id)
+            mid = outcome.message_id
+            return self.outbox.sent(item.id, item.recipient_id, mid, item.channel)
         ref = hash_id(item.recipient_id, self._hash_key)
+        if isinstance(outcome, Rejected) and outcome.code == OPTED_OUT and item.channel == SMS:
+            # The number replied STOP at the carrier: no text goes to it any more.
+            logger.warning("text refused: recipient opted out reply=%s to=%s", item.id, ref)
+            self.outbox.opted_out(item.id, item.recipient_id)
+            return True
         if isinstance(outcome, Rejected):
             if "thread_control" in item.body and outcome.reason == "rejected":
                 # Meta refuses thread control where Conversation Routing is not set up: the
@@ -117,3 +137,19 @@ class OutboxSender:
         not_before = self.outbox.clock() + timedelta(seconds=delay)
         self.outbox.retry_later(item.id, not_before, describe(outcome))
         return None
+
+    def _text(self, item: OutboxItem) -> Outcome:
+        """A text through Twilio, at the pace of TWILIO_MESSAGES_PER_SECOND over every sender.
+        A row whose earlier try may have gone through (the process died before recording
+        Twilio's answer) is first looked for at Twilio: never sent twice."""
+        body = item.body.get("text", "")
+        if self._texts is None:
+            return Rejected(None, None, 0)  # Twilio is not set up here: kept as failed
+        if item.tried_at is not None:
+            since = item.tried_at - timedelta(minutes=1)  # Twilio's clock against ours
+            earlier = self._texts.earlier_try(item.recipient_id, body, since)
+            if earlier is not None:
+                return earlier
+        self.outbox.wait_for_pace(SMS, self._text_interval)
+        self.outbox.tried(item.id)
+        return self._texts.send(item.recipient_id, body)

@@ -17,6 +17,9 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
+import os
+import subprocess
+import sys
 import time
 import urllib.request
 import uuid
@@ -104,7 +107,14 @@ def delivered_to(graph_url: str, recipient_id: str) -> list[dict[str, Any]]:
     ]
 
 
-def chat(rasa_url: str, graph_url: str, app_secret: str, sender_id: str, app_id: str) -> None:
+def chat(
+    rasa_url: str,
+    graph_url: str,
+    app_secret: str,
+    sender_id: str,
+    app_id: str,
+    texts: TextsSeen | None = None,
+) -> None:
     seen = len(delivered_to(graph_url, sender_id))
     quick_replies: list[dict[str, str]] = []
     print(
@@ -112,6 +122,11 @@ def chat(rasa_url: str, graph_url: str, app_secret: str, sender_id: str, app_id:
         "As the clinic's staff: /staff TEXT writes from the Instagram app, /handback hands "
         "the conversation back to the bot."
     )
+    if texts is not None:
+        print(
+            "Text messages: /remind runs the reminder job now (visits of the next 30 days "
+            "are due), /text WORDS answers the last text (C, X, YES, STOP…)."
+        )
     while True:
         try:
             text = input("you> ").strip()
@@ -119,6 +134,8 @@ def chat(rasa_url: str, graph_url: str, app_secret: str, sender_id: str, app_id:
             print()
             return
         if not text:
+            continue
+        if texts is not None and texts.command(text, rasa_url):
             continue
         body = _staff_action(text, sender_id, app_id)
         as_patient = body is None
@@ -139,6 +156,59 @@ def chat(rasa_url: str, graph_url: str, app_secret: str, sender_id: str, app_id:
             quick_replies = message.get("quick_replies") or quick_replies
             for number, option in enumerate(message.get("quick_replies") or [], 1):
                 print(f"     #{number} {option['title']}")
+        if texts is not None:
+            texts.show_new()
+
+
+class TextsSeen:
+    """The fake Twilio's texts as the chat shows them, and a patient's answer to one."""
+
+    def __init__(self, twilio_url: str):
+        self.url = twilio_url.rstrip("/")
+        self.shown = len(self._texts())
+        self.last_phone: str | None = None
+
+    def _texts(self) -> list[dict[str, Any]]:
+        with urllib.request.urlopen(f"{self.url}/_fake/texts", timeout=10) as answer:  # noqa: S310
+            return json.loads(answer.read())
+
+    def show_new(self, wait: float = 0.0) -> None:
+        deadline = time.monotonic() + wait
+        while True:
+            texts = self._texts()
+            if len(texts) > self.shown or time.monotonic() >= deadline:
+                break
+            time.sleep(0.2)
+        for text in texts[self.shown :]:
+            print(f"text to {text['to']}> {text['body']}")
+            self.last_phone = text["to"]
+        self.shown = len(texts)
+
+    def command(self, line: str, rasa_url: str) -> bool:
+        """Runs /remind or /text; False for anything else."""
+        if line == "/remind":
+            env = {**os.environ, "REMINDER_LEAD_HOURS": "720"}
+            subprocess.run([sys.executable, "-m", "clinic", "remind"], env=env, check=False)  # noqa: S603
+            self.show_new(wait=3.0)
+            return True
+        if line.startswith("/text "):
+            if self.last_phone is None:
+                print("     (no text yet: /remind sends the reminders that are due)")
+                return True
+            data = {
+                "phone": self.last_phone,
+                "body": line.removeprefix("/text ").strip(),
+                "url": f"{rasa_url.rstrip('/')}/webhooks/twilio/sms",
+            }
+            request = urllib.request.Request(  # noqa: S310 - the fake on loopback
+                f"{self.url}/_fake/reply",
+                data=json.dumps(data).encode(),
+                headers={"Content-Type": "application/json"},
+            )
+            urllib.request.urlopen(request, timeout=30).close()  # noqa: S310
+            self.show_new(wait=5.0)
+            return True
+        return False
 
 
 def _staff_action(text: str, sender_id: str, app_id: str) -> bytes | None:
@@ -192,8 +262,10 @@ def main() -> None:
     parser.add_argument("--app-secret", required=True)
     parser.add_argument("--sender-id", default=f"IG_SIM_{uuid.uuid4().hex[:8]}")
     parser.add_argument("--app-id", default="1000000000000001", help="INSTAGRAM_APP_ID")
+    parser.add_argument("--twilio-url", help="the fake Twilio, to show texts and answer them")
     args = parser.parse_args()
-    chat(args.rasa_url, args.graph_url, args.app_secret, args.sender_id, args.app_id)
+    texts = TextsSeen(args.twilio_url) if args.twilio_url else None
+    chat(args.rasa_url, args.graph_url, args.app_secret, args.sender_id, args.app_id, texts)
 
 
 if __name__ == "__main__":

@@ -204,6 +204,9 @@ def _add_filters(app: Flask, clinic: Clinic) -> None:
 
 # What the outbox's reasons (kind and Graph codes) mean, for the front desk.
 _REASONS = (
+    ("opted out", "The patient's phone refuses our texts (they replied STOP)"),
+    ("text undelivered", "The text message could not be delivered (phone off or unreachable)"),
+    ("text failed", "The text message could not be delivered"),
     ("code=10 ", "Instagram's 24-hour window had closed: only the patient can reopen it"),
     ("code=551", "The account can't receive messages (blocked us, or was deactivated)"),
     ("code=190", "The clinic's Instagram access token is wrong or has expired"),
@@ -215,7 +218,7 @@ def why_it_failed(reason: str) -> str:
     for code, meaning in _REASONS:
         if code in (reason or ""):
             return meaning
-    return f"Instagram refused it ({reason})" if reason else "Instagram refused it"
+    return f"Refused ({reason})" if reason else "Refused"
 
 
 def _ago(delta: Any) -> str:

@@ -45,6 +45,7 @@ def new_block():  # noqa: ANN201 - a Flask view
             end,
             form.reason.data,
             cancel_hits=form.decision.data == "cancel",
+            profile=desk().profile,
         )
     except (BlockError, UnknownDoctorError) as error:
         form.day.errors.append(str(error))

@@ -9,6 +9,7 @@ from clinic.patient_records import (
     erase_patient_record,
     patient_record,
     search_patients,
+    set_texts,
 )
 from console.app import desk, error_page, staff_id
 
@@ -39,3 +40,14 @@ def erase(patient_id: int):  # noqa: ANN201 - a Flask view
     note = f" {cancelled} upcoming visit(s) were cancelled." if cancelled else ""
     flash(f"The patient's details and conversation are erased.{note}")
     return redirect(url_for("patients.search"), code=303)
+
+
+def texts(patient_id: int):  # noqa: ANN201 - a Flask view
+    """Texts on or off, as the patient asked staff."""
+    takes = request.form.get("takes") == "1"
+    try:
+        set_texts(desk().clinic, staff_id(), patient_id, takes)
+    except PatientNotFoundError:
+        return error_page(404, "There is no such patient.")
+    flash("Reminders by text message: on." if takes else "No more text messages to them.")
+    return redirect(url_for("patients.record", patient_id=patient_id), code=303)

@@ -61,6 +61,7 @@ ROUTES = (
     Route("/patients", patients.search, DESK),
     Route("/patients/<int:patient_id>", patients.record, DESK),
     Route("/patients/<int:patient_id>/erase", patients.erase, ADMIN, ("GET", "POST")),
+    Route("/patients/<int:patient_id>/texts", patients.texts, DESK, ("POST",)),
     Route("/staff", staff.listing, ADMIN, ("GET", "POST")),
     Route("/staff/<int:member_id>/disable", staff.disable, ADMIN, ("POST",)),
     Route("/staff/<int:member_id>/link", staff.new_link, ADMIN, ("POST",)),

@@ -18,7 +18,7 @@ from clinic.front_desk import (
     move_visit,
     notices_of,
 )
-from clinic.models import NOTICE_CALL, Appointment, Doctor, Patient
+from clinic.models import NOTICE_CALL, NOTICE_SMS, Appointment, Doctor, Patient
 from clinic.patients import display_phone
 from clinic.templates import format_day, format_when
 from console.app import desk, error_page, staff_id
@@ -41,7 +41,9 @@ def cancel(appointment_id: int):  # noqa: ANN201 - a Flask view
     if request.method == "GET":
         return render_template("cancel.html", visit=found)
     try:
-        change = cancel_visit(desk().clinic, desk().templates, staff_id(), appointment_id)
+        change = cancel_visit(
+            desk().clinic, desk().templates, staff_id(), appointment_id, desk().profile
+        )
     except AppointmentNotFoundError:
         return error_page(404, "This appointment is not active any more.")
     flash(f"Cancelled the visit on {format_when(found['start'], _zone())}. {_told(change)}")
@@ -58,7 +60,9 @@ def move(appointment_id: int):  # noqa: ANN201 - a Flask view
     if request.method == "POST" and form.validate_on_submit():
         try:
             start = datetime.fromisoformat(form.start.data)
-            change = move_visit(desk().clinic, desk().templates, staff_id(), appointment_id, start)
+            change = move_visit(
+                desk().clinic, desk().templates, staff_id(), appointment_id, start, desk().profile
+            )
         except SlotTakenError:
             form.start.errors.append(desk().templates.render("slot_taken", day=format_day(day)))
         except (SlotUnavailableError, ValueError):
@@ -98,6 +102,8 @@ def _told(change: Change) -> str:
     if change.notice.channel == NOTICE_CALL:
         phone = display_phone(change.notice.phone, desk().clinic.settings.phone_default_region)
         return f"Instagram can't reach the patient now: please call them at {phone}."
+    if change.notice.channel == NOTICE_SMS:
+        return "The patient is being told by text message."
     return "The patient is being told by Instagram message."
 
 
@@ -139,6 +145,7 @@ def _load(appointment_id: int, viewed: bool = False) -> dict | None:
             "phone": patient.phone if patient else "",
             "on_instagram": bool(patient and patient.instagram_id),
             "cancelled_at": visit.cancelled_at,
+            "confirmed_at": visit.confirmed_at,
         }
 
 

@@ -15,11 +15,12 @@ from actions.booking import (
     ActionStartBooking,
     ValidateBookingForm,
 )
+from clinic.application import ClinicApp
 from clinic.availability import available_slots
 from clinic.booking import book, upcoming
 from clinic.db import transaction
 from clinic.models import Appointment
-from tests.conftest import unreachable_app
+from tests.conftest import build_clinic, unreachable_app
 from tests.factories import add_block, add_doctor, add_patient
 from tests.helpers import StatementLog
 from tests.trackers import make_tracker, run, texts
@@ -304,8 +305,7 @@ def test_booking_sends_the_promised_confirmation(app, any_clinic):
     # Tomorrow 2 PM: its reminder falls due inside the 24-hour window.
     slots, messages = run(ActionBookAppointment(app), booking_tracker(at(TUESDAY, 14)))
     assert texts(messages) == [
-        "Your appointment is confirmed for Feb 3, 2026 at 2:00 PM. "
-        "We'll send a reminder before your visit."
+        "Your appointment is confirmed for Feb 3, 2026 at 2:00 PM. We'll send you a reminder here."
     ]
     assert [a.start_at for a in upcoming(any_clinic, patient.id)] == [at(TUESDAY, 14)]
     assert slots["slot_choice"] is None and slots["appointment_day"] is None
@@ -319,6 +319,24 @@ def test_a_far_appointment_is_confirmed_without_promising_a_reminder(app, any_cl
         "Your appointment is confirmed for Feb 5, 2026 at 9:00 AM."
     )
     assert "Please save this message" in texts(messages)[0]
+
+
+TWILIO = dict(twilio_account_sid="AC1", twilio_auth_token="t", twilio_from="+12025550100")
+
+
+def test_with_texts_a_far_appointment_promises_a_text_reminder(database_url, clock):
+    texting = ClinicApp(build_clinic(database_url, clock, **TWILIO))
+    add_doctor(texting.clinic)
+    add_patient(texting.clinic)
+    _, messages = run(ActionBookAppointment(texting), booking_tracker(at(THURSDAY, 9)))
+    assert texts(messages) == [
+        "Your appointment is confirmed for Feb 5, 2026 at 9:00 AM. "
+        "We'll text you a reminder the day before."
+    ]
+    texting.choose_texts("IG_TEST_1", False)  # "no texts": the save-this text again
+    _, messages = run(ActionBookAppointment(texting), booking_tracker(at(THURSDAY, 11)))
+    assert "Please save this message" in texts(messages)[0]
+    texting.clinic.engine.dispose()
 
 
 def test_a_slot_taken_meanwhile_is_offered_again_and_nothing_is_written(app, any_clinic):

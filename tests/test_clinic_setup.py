@@ -124,7 +124,9 @@ def test_a_text_is_previewed_saved_and_reset(clinic):
     view = next(v for v in text_views(clinic) if v.name == "confirmation")
     assert (view.text, view.changed) == (edited, True)
     start = datetime(2026, 2, 5, 19, 0).astimezone()
-    confirmation = ClinicApp(clinic).templates.confirmation(start, clinic.settings.zone, True)
+    confirmation = ClinicApp(clinic).templates.confirmation(
+        start, clinic.settings.zone, "instagram"
+    )
     assert confirmation.startswith("See you on Feb 5, 2026")
     reset_text(clinic, None, "confirmation")
     view = next(v for v in text_views(clinic) if v.name == "confirmation")

@@ -28,6 +28,7 @@ from clinic.front_desk import (
 from clinic.models import (
     NOTICE_CALL,
     NOTICE_DM,
+    NOTICE_SMS,
     Appointment,
     AuditEvent,
     OutboxMessage,
@@ -173,6 +174,38 @@ def test_outside_the_window_the_desk_is_asked_to_call(desk, clock):
     call_made(desk, STAFF, call.notice_id)
     assert calls_to_make(desk) == []
     assert [n.state for n in notices_of(desk, booked.appointment.id)] == ["called"]
+
+
+def test_outside_the_window_with_texts_set_up_the_patient_gets_a_text(database_url, clock):
+    texting = build_clinic(
+        database_url, clock, instagram_access_token="token", twilio_account_sid="AC1",
+        twilio_auth_token="t", twilio_from="+12025550100",
+    )  # fmt: skip
+    doctor = add_doctor(texting)
+    add_patient(texting, "IG_TEST_QUIET")
+    note_message(texting, "IG_TEST_QUIET", clock() - timedelta(hours=25))
+    booked = _book(texting, at(10), doctor=doctor)
+    change = cancel_visit(texting, templates_for(texting.settings), STAFF,
+                          booked.appointment.id, PROFILE)  # fmt: skip
+    assert change.notice.channel == NOTICE_SMS
+    with transaction(texting.engine) as session:
+        (text,) = session.scalars(select(OutboxMessage)).all()
+    assert (text.channel, text.recipient_id, text.status) == ("sms", TEST_PHONE, "pending")
+    assert text.body["text"] == (
+        "Demo Clinic: we have had to cancel your appointment on Feb 3, 2026 at 10:00 AM. "
+        "We're sorry for the change. To book another time, call +1 202 555 0100 or write to "
+        "us on Instagram."
+    )
+    assert calls_to_make(texting) == []
+    # A patient who said "no texts" is called instead.
+    second = _book(texting, at(11), doctor=doctor)
+    with transaction(texting.engine) as session:
+        session.get(Patient, second.patient_id).takes_texts = 0
+    change = cancel_visit(texting, templates_for(texting.settings), STAFF,
+                          second.appointment.id, PROFILE)  # fmt: skip
+    assert change.notice.channel == NOTICE_CALL
+    assert [c.appointment_id for c in calls_to_make(texting)] == [second.appointment.id]
+    texting.engine.dispose()
 
 
 def test_without_an_instagram_token_every_notice_is_a_call(database_url, clock):

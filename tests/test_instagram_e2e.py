@@ -76,7 +76,7 @@ def test_a_new_patient_books_through_instagram_and_gets_the_confirmation(stack):
     assert (stored.name, stored.phone, stored.consent_status) == (TEST_NAME, TEST_PHONE, "granted")
     when = format_when(appointment.start_at, clinic.settings.zone)
     assert confirmation["text"] in {
-        f"Your appointment is confirmed for {when}. We'll send a reminder before your visit.",
+        f"Your appointment is confirmed for {when}. We'll send you a reminder here.",
         f"Your appointment is confirmed for {when}. Please save this message: Instagram only "
         "lets us write to you within 24 hours of your last message, so a reminder may not "
         "reach you.",

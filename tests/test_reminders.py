@@ -19,9 +19,10 @@ from clinic.db import create_database_engine, transaction
 from clinic.delivery import Outbox
 from clinic.models import AuditEvent, Notification, OutboxMessage, Patient
 from clinic.patients import note_message
-from clinic.reminders import RunReport, queue_due_reminders, reminder_deliverable
+from clinic.reminders import RunReport, queue_due_reminders
 from clinic.settings import Settings
 from clinic.templates import format_when
+from clinic.texting import INSTAGRAM, reminder_channel
 from connectors.fake_graph import FakeGraphApi, FakeResponse
 from connectors.graph_api import GraphApiClient
 from connectors.graph_messages import text_messages
@@ -36,7 +37,7 @@ def at(day: date, hour: int) -> datetime:
     return datetime.combine(day, time(hour), tzinfo=NEW_YORK)
 
 
-def render(start: datetime, zone: ZoneInfo) -> str:
+def render(start: datetime, zone: ZoneInfo, channel: str = INSTAGRAM) -> str:
     return f"Reminder: you have an appointment on {format_when(start, zone)}."
 
 
@@ -198,12 +199,12 @@ def test_two_runs_at_once_queue_and_send_each_reminder_once(database_url, clock,
         clinic.engine.dispose()
 
 
-def test_the_confirmation_promises_a_reminder_only_inside_the_window():
+def test_the_confirmation_promises_an_instagram_reminder_only_inside_the_window():
     now = datetime(2026, 2, 2, 13, tzinfo=timezone.utc)
     lead = timedelta(hours=24)
-    assert reminder_deliverable(now + timedelta(hours=47), now, lead)
-    assert not reminder_deliverable(now + timedelta(hours=49), now, lead)
-    assert not reminder_deliverable(now + timedelta(hours=30), None, lead)
+    assert reminder_channel(now + timedelta(hours=47), now, lead, False, False) == INSTAGRAM
+    assert reminder_channel(now + timedelta(hours=49), now, lead, False, False) is None
+    assert reminder_channel(now + timedelta(hours=30), None, lead, False, False) is None
 
 
 def test_the_calendar_feed_parses_and_names_patients_by_initial_only(any_clinic, clock):

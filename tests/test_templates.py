@@ -16,10 +16,16 @@ NEW_YORK = ZoneInfo("America/New_York")
 def test_the_confirmation_reads_exactly_as_promised():
     templates = load_templates(DEFAULT_TEMPLATES_PATH)
     start = datetime(2026, 2, 5, 19, 0, tzinfo=timezone.utc)
-    confirmation = templates.confirmation(start, NEW_YORK, reminder_deliverable=True)
-    assert confirmation == (
+    assert templates.confirmation(start, NEW_YORK, "instagram") == (
+        "Your appointment is confirmed for Feb 5, 2026 at 2:00 PM. We'll send you a reminder here."
+    )
+    assert templates.confirmation(start, NEW_YORK, "sms") == (
         "Your appointment is confirmed for Feb 5, 2026 at 2:00 PM. "
-        "We'll send a reminder before your visit."
+        "We'll text you a reminder the day before."
+    )
+    assert templates.confirmation(start, NEW_YORK, None).endswith(
+        "Please save this message: Instagram only lets us write to you within 24 hours of your "
+        "last message, so a reminder may not reach you."
     )
 
 
@@ -27,11 +33,11 @@ def test_with_a_choice_of_doctors_the_confirmation_names_the_visit_and_doctor():
     templates = load_templates(DEFAULT_TEMPLATES_PATH)
     start = datetime(2026, 2, 5, 19, 0, tzinfo=timezone.utc)
     confirmation = templates.confirmation(
-        start, NEW_YORK, reminder_deliverable=True, visit="Procedure", doctor="Dr. Smith"
+        start, NEW_YORK, "instagram", visit="Procedure", doctor="Dr. Smith"
     )
     assert confirmation == (
         "Your appointment is confirmed for Feb 5, 2026 at 2:00 PM: Procedure with Dr. Smith. "
-        "We'll send a reminder before your visit."
+        "We'll send you a reminder here."
     )
 
 
