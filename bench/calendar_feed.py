@@ -26,9 +26,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from icalendar import Calendar  # noqa: E402
 
-from clinic.calendar_feed import feed_url  # noqa: E402
 from clinic.context import Clinic  # noqa: E402
 from clinic.db import create_database_engine, transaction  # noqa: E402
+from clinic.feed_links import feed_url, rotate_feed  # noqa: E402
 from clinic.migrate import upgrade_to_latest  # noqa: E402
 from clinic.models import Appointment  # noqa: E402
 from clinic.settings import load_settings  # noqa: E402
@@ -94,7 +94,8 @@ def main() -> None:
             rasa_url = servers.start_rasa(
                 credentials=ROOT / "credentials.yml", api=False, ready_path="/webhooks/instagram/"
             )
-            url = feed_url(load_settings({**servers.env, "PUBLIC_URL": rasa_url}), doctor)
+            served = load_settings({**servers.env, "PUBLIC_URL": rasa_url})
+            url = feed_url(served, doctor, rotate_feed(clinic, doctor))
             warmed = WARMED.search(_wait_for_log(servers, WARMED))
             first, _, body, headers = timed_get(url)  # the first since the server started
             events = len(Calendar.from_ical(body).walk("VEVENT"))

@@ -38,6 +38,7 @@ TEXTS_REFUSED = "texts_refused"
 TEXTS_ACCEPTED = "texts_accepted"
 APPOINTMENT_CONFIRMED = "appointment_confirmed"
 SETUP_CHANGED = "setup_changed"
+CALENDAR_LINK_ISSUED = "calendar_link_issued"  # a doctor's new calendar link; the old revoked
 
 logger = logging.getLogger("clinic.audit")
 

@@ -1,5 +1,5 @@
 """A doctor's appointments and blocks as an iCalendar (RFC 5545) feed, built with the
-`icalendar` library, and the secret that lets a doctor's calendar app subscribe to it.
+`icalendar` library, served to whoever holds the doctor's current link (clinic/feed_links.py).
 
 Patients appear only as "Appointment (M.)": a first-name initial, nothing more; a patient
 who erased their data leaves "Appointment". The feed is the same bytes while nothing in it
@@ -9,7 +9,6 @@ changed (each event's DTSTAMP is its own last change), so its hash is its ETag.
 from __future__ import annotations
 
 import hashlib
-import hmac
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import lru_cache
@@ -21,8 +20,9 @@ from clinic.availability import load_doctor
 from clinic.context import Clinic
 from clinic.db import transaction
 from clinic.doctors import active_doctors
+from clinic.errors import UnknownDoctorError
+from clinic.feed_links import doctor_for_token
 from clinic.models import BOOKED, Appointment, BlockedTime, Patient
-from clinic.settings import Settings
 
 PRODUCT_ID = "-//clinic-dm//appointments//EN"
 DAYS_BACK = 30
@@ -35,20 +35,15 @@ class Feed:
     last_modified: datetime | None  # the latest booking or cancellation in the feed
 
 
-def feed_token(secret: str, doctor_id: int) -> str:
-    """The doctor's subscription token: changing ID_HASH_KEY changes every token."""
-    message = f"calendar-feed:{doctor_id}".encode()
-    return hmac.new(secret.encode(), message, hashlib.sha256).hexdigest()[:32]
-
-
-def feed_url(settings: Settings, doctor_id: int) -> str:
-    """The link a doctor pastes into their calendar app (served by make serve)."""
-    token = feed_token(settings.id_hash_key, doctor_id)
-    return f"{settings.public_url.rstrip('/')}/calendar/{doctor_id}.ics?token={token}"
-
-
-def token_matches(secret: str, doctor_id: int, token: str) -> bool:
-    return hmac.compare_digest(feed_token(secret, doctor_id), token)
+def subscribed_feed(clinic: Clinic, doctor_id: int, token: str) -> Feed | None:
+    """The doctor's feed when `token` is their current link's; None otherwise (a wrong or
+    revoked token, another doctor's, no such doctor, an inactive one)."""
+    if doctor_for_token(clinic, token) != doctor_id:
+        return None
+    try:
+        return doctor_feed(clinic, doctor_id)
+    except UnknownDoctorError:
+        return None
 
 
 def doctor_feed(clinic: Clinic, doctor_id: int, days_back: int = DAYS_BACK) -> Feed:

@@ -494,3 +494,16 @@ class SendPace(Base):
 
     channel = Column(String(16), primary_key=True)
     next_at = Column(UTCDateTime, nullable=False)
+
+
+class FeedToken(Base):
+    """A doctor's calendar link, kept only as the SHA-256 of its random token: at most one
+    per doctor, and a new one replaces (revokes) the old. No row: the doctor has no feed."""
+
+    __tablename__ = "feed_tokens"
+
+    doctor_id = Column(Integer, ForeignKey("doctors.id", ondelete="CASCADE"), primary_key=True)
+    token_hash = Column(String(64), nullable=False)
+    issued_at = Column(UTCDateTime, nullable=False, default=utc_now)
+
+    __table_args__ = (Index("ux_feed_tokens_hash", "token_hash", unique=True),)

@@ -8,7 +8,6 @@ password five times in a row locks the account for 15 minutes, whatever is typed
 
 from __future__ import annotations
 
-import hashlib
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -24,6 +23,7 @@ from clinic.context import Clinic
 from clinic.db import transaction
 from clinic.errors import ClinicError
 from clinic.models import ROLES, Staff
+from clinic.secret_links import MAX_TOKEN_LENGTH, new_token, token_hash
 from clinic.settings import Settings
 
 MAX_FAILED_SIGN_INS = 5
@@ -79,13 +79,13 @@ def add_staff(clinic: Clinic, email: str, role: str, by_staff_id: int | None = N
     if role not in ROLES:
         raise StaffError(f"the role must be one of {', '.join(ROLES)}")
     email = normalize_email(email)
-    token, token_hash = _new_link()
+    token, link_hash = new_token()
     try:
         with transaction(clinic.engine) as session:
             staff = Staff(
                 email=email,
                 role=role,
-                link_hash=token_hash,
+                link_hash=link_hash,
                 link_expires_at=clinic.now() + LINK_LIFETIME,
                 created_at=clinic.now(),
             )
@@ -100,12 +100,12 @@ def add_staff(clinic: Clinic, email: str, role: str, by_staff_id: int | None = N
 def new_link(clinic: Clinic, email: str, by_staff_id: int | None = None) -> str:
     """A fresh one-time link for an active account (a forgotten password); the old one and
     the password stop working."""
-    token, token_hash = _new_link()
+    token, link_hash = new_token()
     with transaction(clinic.engine) as session:
         staff = _by_email(session, normalize_email(email))
         if staff is None or not staff.active:
             raise StaffError("no active account has that e-mail")
-        staff.link_hash, staff.link_expires_at = token_hash, clinic.now() + LINK_LIFETIME
+        staff.link_hash, staff.link_expires_at = link_hash, clinic.now() + LINK_LIFETIME
         staff.password_hash = None
         staff.failed_sign_ins, staff.locked_until = 0, None
         audit.record(session, audit.STAFF_LINK_ISSUED, staff_id=by_staff_id, subject_staff=staff.id)
@@ -208,15 +208,6 @@ def _verify(password_hash: str, password: str) -> bool:
         return False
 
 
-def _new_link() -> tuple[str, str]:
-    token = secrets.token_urlsafe(32)
-    return token, _link_hash(token)
-
-
-def _link_hash(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
-
-
 def _by_email(session, email: str, for_update: bool = False) -> Staff | None:
     query = select(Staff).where(Staff.email == email)
     if for_update:
@@ -225,9 +216,9 @@ def _by_email(session, email: str, for_update: bool = False) -> Staff | None:
 
 
 def _by_link(session, clinic: Clinic, token: str) -> Staff | None:
-    if not token or len(token) > 200:
+    if not token or len(token) > MAX_TOKEN_LENGTH:
         return None
-    staff = session.scalars(select(Staff).where(Staff.link_hash == _link_hash(token))).first()
+    staff = session.scalars(select(Staff).where(Staff.link_hash == token_hash(token))).first()
     if staff is None or not staff.active or staff.link_expires_at <= clinic.now():
         return None
     return staff

@@ -3,9 +3,10 @@ Google Calendar, Outlook or Apple Calendar subscribe to (make serve; credentials
 
 Rasa serves input channels under /webhooks/<prefix>; this "channel" takes no messages, it
 only lends the rasa server's port to the feeds, at /calendar. A wrong token or an unknown
-doctor both get 404, so the address tells nothing to someone without the link. Answers
-carry ETag and Last-Modified, and a calendar app that asks again with them gets 304 while
-nothing changed.
+doctor both get 404, so the address tells nothing to someone without the link; a link
+replaced by a new one (`python -m clinic doctors --rotate-feed ID`, or the console) gets 404
+from then on. Answers carry `Cache-Control: no-store`, ETag and Last-Modified, and a
+calendar app that asks again with them gets 304 while nothing changed.
 """
 
 from __future__ import annotations
@@ -21,10 +22,9 @@ from rasa.core.channels.channel import InputChannel
 from sanic import Blueprint, response
 from sanic.request import Request
 
-from clinic.calendar_feed import Feed, doctor_feed, token_matches, warm_feeds
+from clinic.calendar_feed import Feed, subscribed_feed, warm_feeds
 from clinic.context import Clinic
 from clinic.db import create_database_engine
-from clinic.errors import UnknownDoctorError
 from clinic.settings import load_settings
 from connectors.heap import freeze_startup_objects
 from connectors.log_levels import follow_rasa_log_level
@@ -32,6 +32,9 @@ from connectors.log_levels import follow_rasa_log_level
 logger = logging.getLogger(__name__)
 
 FEED_NAME = re.compile(r"(\d{1,9})\.ics")
+# The link is a secret and the feed names patients' initials: no cache keeps either, so a
+# revoked link is not served from one (the ETag still spares unchanged bodies).
+NO_STORE = {"Cache-Control": "no-store"}
 
 
 class CalendarFeeds(InputChannel):
@@ -79,23 +82,19 @@ class CalendarFeeds(InputChannel):
         @feeds.route("/<name>", methods=["GET", "HEAD"])
         async def feed(request: Request, name: str) -> response.HTTPResponse:
             match = FEED_NAME.fullmatch(name)
-            clinic = self.clinic()
             token = request.args.get("token") or ""
-            if match is None or not token_matches(
-                clinic.settings.id_hash_key, int(match[1]), token
-            ):
-                return response.text("not found", status=404)
-            try:
-                found = await asyncio.to_thread(doctor_feed, clinic, int(match[1]))
-            except UnknownDoctorError:
-                return response.text("not found", status=404)
+            if match is None:
+                return response.text("not found", status=404, headers=NO_STORE)
+            found = await asyncio.to_thread(subscribed_feed, self.clinic(), int(match[1]), token)
+            if found is None:
+                return response.text("not found", status=404, headers=NO_STORE)
             return answer(request, found)
 
         return feeds
 
 
 def answer(request: Request, feed: Feed) -> response.HTTPResponse:
-    headers = {"ETag": feed.etag, "Cache-Control": "private, max-age=300"}
+    headers = {"ETag": feed.etag, **NO_STORE}
     if feed.last_modified is not None:
         headers["Last-Modified"] = format_datetime(feed.last_modified, usegmt=True)
     if not_modified(request, feed):

@@ -7,6 +7,7 @@ from datetime import date
 
 from flask import flash, redirect, render_template, url_for
 
+from clinic.context import Clinic
 from clinic.doctor_setup import (
     DoctorSetup,
     SetupError,
@@ -23,6 +24,7 @@ from clinic.doctor_setup import (
     upcoming_visits,
 )
 from clinic.errors import UnknownDoctorError
+from clinic.feed_links import feed_url, link_issued_at, rotate_feed
 from clinic.profile_store import all_visit_types
 from clinic.templates import format_day
 from console.app import desk, error_page, staff_id
@@ -51,8 +53,7 @@ def _edit(doctor_id: int | None):  # noqa: ANN202
     except UnknownDoctorError:
         return error_page(404, "There is no such doctor.")
     form = DoctorForm()
-    offered = [(v.key, v.name) for v, active in all_visit_types(clinic) if active]
-    form.visits.choices = offered
+    form.visits.choices = offered = _offered(clinic)
     if not form.is_submitted():
         _fill(form, current, [key for key, _ in offered[:1]])
     elif form.validate():
@@ -66,17 +67,37 @@ def _edit(doctor_id: int | None):  # noqa: ANN202
                 flash(f"Saved {setup.name}. The bot offers their times from its next message.")
                 return redirect(url_for("doctors.edit", doctor_id=saved), code=303)
     status = 400 if form.is_submitted() else 200
-    page = render_template(
+    return _page(form, current, no_visit_types=not offered), status
+
+
+def new_calendar_link(doctor_id: int):  # noqa: ANN201 - a Flask view
+    """A new calendar link for the doctor, shown on their page this once (only its hash is
+    kept, so no redirect could show it again); the old link stops working."""
+    clinic = desk().clinic
+    try:
+        token = rotate_feed(clinic, doctor_id, staff_id())
+        current = doctor_setup(clinic, doctor_id)
+    except UnknownDoctorError:
+        return error_page(404, "There is no such doctor.")
+    form = DoctorForm(formdata=None)
+    form.visits.choices = _offered(clinic)
+    _fill(form, current, [])
+    return _page(form, current, calendar_link=feed_url(clinic.settings, doctor_id, token))
+
+
+def _page(form: DoctorForm, current: DoctorSetup | None, **shown: object) -> str:
+    clinic, doctor_id = desk().clinic, current.id if current else None
+    return render_template(
         "setup/doctor.html",
         form=form,
         doctor=current,
         overrides=overrides_of(clinic, doctor_id, clinic.today()) if doctor_id else [],
         override_form=OverrideForm(formdata=None),
         staying=upcoming_visits(clinic, doctor_id) if doctor_id else [],
+        link_issued_at=link_issued_at(clinic, doctor_id) if doctor_id else None,
         show=show_ranges,
-        no_visit_types=not offered,
+        **shown,
     )
-    return page, status
 
 
 def add_override(doctor_id: int):  # noqa: ANN201 - a Flask view
@@ -142,6 +163,11 @@ def delete(doctor_id: int):  # noqa: ANN201 - a Flask view
         return error_page(404, "There is no such doctor.")
     flash("Deleted.")
     return redirect(url_for("doctors.listing"), code=303)
+
+
+def _offered(clinic: Clinic) -> list[tuple[str, str]]:
+    """The visit types a doctor can be given: the active ones, as (key, name)."""
+    return [(v.key, v.name) for v, active in all_visit_types(clinic) if active]
 
 
 def _fill(form: DoctorForm, current: DoctorSetup | None, default_visits: list[str]) -> None:

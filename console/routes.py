@@ -82,6 +82,12 @@ ROUTES = (
     Route("/setup/doctors/<int:doctor_id>/activate", doctors.activate, ADMIN, ("POST",)),
     Route("/setup/doctors/<int:doctor_id>/deactivate", doctors.deactivate, ADMIN, ("POST",)),
     Route("/setup/doctors/<int:doctor_id>/delete", doctors.delete, ADMIN, ("POST",)),
+    Route(
+        "/setup/doctors/<int:doctor_id>/calendar-link",
+        doctors.new_calendar_link,
+        ADMIN,
+        ("POST",),
+    ),
     Route("/setup/texts", texts.listing, ADMIN),
     Route("/setup/texts/<name>", texts.edit, ADMIN, ("GET", "POST")),
     Route("/setup/instagram", connection.status, ADMIN, ("GET", "POST")),

@@ -15,7 +15,7 @@ from sqlalchemy.engine import make_url
 
 from clinic import handoffs
 from clinic.audit import hash_id
-from clinic.calendar_feed import doctor_calendar, feed_url
+from clinic.calendar_feed import doctor_calendar
 from clinic.context import Clinic
 from clinic.db import create_database_engine, transaction
 from clinic.delivery import Outbox
@@ -38,7 +38,7 @@ from clinic.settings import (
 from clinic.slots import day_bounds
 from clinic.templates import WEEKDAYS, TemplateError
 from connectors.graph_account import check_token
-from entrypoints import console_cli, reminders, setup_cli
+from entrypoints import console_cli, feed_cli, reminders, setup_cli
 
 # Name, working hours (weekday, opens, closes), the visit types offered (by their place in
 # the profile: 0 is the first).
@@ -108,11 +108,7 @@ def _parser() -> argparse.ArgumentParser:
     seed.set_defaults(handler=seed_demo)
 
     doctors = commands.add_parser("doctors", help="list doctors and their hours")
-    doctors.add_argument(
-        "--feed-urls",
-        action="store_true",
-        help="each doctor's secret calendar subscription link instead (keep them private)",
-    )
+    feed_cli.add_arguments(doctors)
     doctors.set_defaults(handler=list_doctors)
 
     appointments = commands.add_parser("appointments", help="list appointments")
@@ -202,11 +198,12 @@ def seed_demo(clinic: Clinic, args: argparse.Namespace) -> int:
 
 
 def list_doctors(clinic: Clinic, args: argparse.Namespace) -> int:
+    if args.feed_urls:
+        return feed_cli.print_feed_links(clinic)
+    if args.rotate_feed is not None:
+        return feed_cli.print_rotated_link(clinic, args.rotate_feed)
     with transaction(clinic.engine) as session:
         for doctor in session.scalars(select(Doctor).order_by(Doctor.id)):
-            if args.feed_urls:
-                print(f"{doctor.id}\t{doctor.name}\t{feed_url(clinic.settings, doctor.id)}")
-                continue
             hours = session.execute(
                 select(WorkingHours.weekday, WorkingHours.start_time, WorkingHours.end_time)
                 .where(WorkingHours.doctor_id == doctor.id)

@@ -186,16 +186,3 @@ def test_python_dash_m_clinic_reports_a_bad_setting(tmp_path):
     )
     assert result.returncode == 1
     assert "CLINIC_TIMEZONE='Mars/Base' is not a time zone" in result.stderr
-
-
-def test_feed_urls_are_one_secret_link_per_doctor(database, capsys, monkeypatch):
-    monkeypatch.setenv("PUBLIC_URL", "https://clinic.example/")
-    assert run(capsys, "init")[0] == 0
-    assert run(capsys, "seed", "--demo", "--doctors", "2")[0] == 0
-    code, out, _ = run(capsys, "doctors", "--feed-urls")
-    links = [line.split("\t")[2] for line in out.splitlines()]
-    assert code == 0 and len(links) == 2
-    assert links[0].startswith("https://clinic.example/calendar/1.ics?token=")
-    assert links[1].startswith("https://clinic.example/calendar/2.ics?token=")
-    tokens = {link.split("token=")[1] for link in links}
-    assert len(tokens) == 2 and all(len(token) == 32 for token in tokens)

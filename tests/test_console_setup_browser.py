@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from datetime import date, time, timedelta
 
 import pytest
+from selenium.webdriver.common.by import By
 from sqlalchemy import func, select
 
 from clinic.context import Clinic
@@ -21,7 +22,7 @@ from connectors.fake_graph import FakeGraphApi
 from tests.browser import Browser
 from tests.conftest import TEST_NAME, TEST_PHONE
 from tests.instagram_patient import InstagramPatient
-from tests.servers import BIN, ROOT, clinic_command, running_stack
+from tests.servers import BIN, ROOT, clinic_command, http_get, running_stack
 
 SECRET = "setup-app-secret"
 TOKEN = "setup-access-token"
@@ -101,6 +102,12 @@ def test_from_an_empty_database_to_a_booking_without_a_restart(site):
     _set_date(browser, "Date", day_off)
     browser.click("Add the override")
     browser.wait_for("a day off")
+    # Dr. Rivera's calendar link, shown once, is served by the rasa server.
+    browser.click("New calendar link")
+    browser.wait_for("It is shown only now, and the old link stops working.")
+    link = browser.driver.find_element(By.CSS_SELECTOR, "input[aria-label='Calendar link']")
+    path = link.get_attribute("value").split("/calendar/", 1)[1]
+    assert http_get(f"{site['rasa']}/calendar/{path}")[0] == 200
     # The confirmation in the clinic's own words, previewed first.
     browser.click("The bot's wording")
     browser.click("confirmation")
