@@ -94,6 +94,6 @@ def _action_call(request: Request) -> Any:
 def main() -> None:
     """`python -m actions`: what `rasa run actions --port ACTION_SERVER_PORT` runs."""
     settings = load_settings()
-    utils.configure_colored_logging(os.environ.get("LOG_LEVEL", "INFO"))
+    utils.configure_colored_logging(settings.log_level)
     utils.update_sanic_log_level()
     endpoint.run("actions", settings.action_server_port, cors_origins=None)

@@ -21,6 +21,8 @@ DEFAULT_TEMPLATES_PATH = Path(__file__).resolve().parent / "templates.yml"
 DEFAULT_PROFILE_PATH = Path(__file__).resolve().parent / "profile.yml"
 # Only for development: production must set ID_HASH_KEY so hashed ids can't be reversed.
 DEVELOPMENT_HASH_KEY = "clinic-dm-development-key"
+MIN_HASH_KEY_LENGTH = 32
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 DATE_ORDERS = ("MDY", "DMY", "YMD")
 # Instagram's own inbox app, where a hand-off sends the conversation (Meta's handover docs).
 INSTAGRAM_INBOX_APP_ID = "1217981644879628"
@@ -74,6 +76,13 @@ def _flag(raw: str) -> bool:
     raise ValueError("must be 1 or 0")
 
 
+def _log_level(raw: str) -> str:
+    level = raw.strip().upper()
+    if level not in LOG_LEVELS:
+        raise ValueError(f"must be one of {', '.join(LOG_LEVELS)}")
+    return level
+
+
 def _date_order(raw: str) -> str:
     order = raw.strip().upper()
     if order not in DATE_ORDERS:
@@ -117,6 +126,15 @@ class Settings:
         "ID_HASH_KEY", DEVELOPMENT_HASH_KEY, "key of hashed ids in audit rows and logs"
     )
     # The servers
+    log_level: str = _variable(
+        "LOG_LEVEL", "INFO", "how much every server logs (DEBUG logs carry more)", _log_level
+    )
+    allow_debug_logs: bool = _variable(
+        "ALLOW_DEBUG_LOGS",
+        False,
+        "1 lets production run at LOG_LEVEL=DEBUG (with a warning)",
+        _flag,
+    )
     action_server_host: str = _variable(
         "ACTION_SERVER_HOST", "127.0.0.1", "address the action server listens on"
     )
@@ -316,9 +334,25 @@ def production_problems(settings: Settings) -> list[str]:
     problems = []
     if settings.id_hash_key == DEVELOPMENT_HASH_KEY:
         problems.append("ID_HASH_KEY is not set (the development key is public): set a random one")
+    elif len(settings.id_hash_key) < MIN_HASH_KEY_LENGTH:
+        problems.append(
+            f"ID_HASH_KEY is too short ({len(settings.id_hash_key)} characters): it must be at "
+            f"least {MIN_HASH_KEY_LENGTH} random characters (`openssl rand -hex 32`)"
+        )
     if not settings.action_server_token:
         problems.append("ACTION_SERVER_TOKEN is not set: set a random one")
+    if settings.log_level == "DEBUG" and not settings.allow_debug_logs:
+        problems.append(
+            "LOG_LEVEL=DEBUG logs more of each conversation: set ALLOW_DEBUG_LOGS=1 to allow it"
+        )
     return problems
+
+
+def production_warnings(settings: Settings) -> list[str]:
+    """What production allows but the operator should see in the log at start."""
+    if settings.log_level == "DEBUG":
+        return ["debug logs are on (LOG_LEVEL=DEBUG, ALLOW_DEBUG_LOGS=1): turn them off when done"]
+    return []
 
 
 def default_date_order(zone_name: str) -> str:

@@ -38,7 +38,7 @@ def secret_key(settings: Settings, path: Path = SECRET_KEY_FILE) -> str:
 def serve(settings: Settings, check_token: Callable[[], TokenCheck] | None = None) -> None:
     install_redaction(REDACTOR)  # a library's line that quotes a form still loses its values
     logging.basicConfig(
-        level=os.environ.get("LOG_LEVEL", "INFO"),
+        level=settings.log_level,
         format="%(asctime)s %(levelname)-8s %(name)s  - %(message)s",
     )
     clinic = Clinic(create_database_engine(settings.database_url), settings)

@@ -166,9 +166,11 @@ def test_no_patient_text_is_written_in_code():
 
 # The modules each image's processes start from.
 ENTRY_MODULES = {
-    "Dockerfile.actions": ["actions.server", "rasa_sdk_plugins"],
-    "Dockerfile.rasa": ["connectors.instagram", "connectors.stores", "connectors.nlg",
-                        "entrypoints.cli"],
+    "Dockerfile.actions": ["clinic.production", "actions.server", "rasa_sdk_plugins"],
+    "Dockerfile.rasa": ["clinic.production", "connectors.rasa_server", "connectors.instagram",
+                        "connectors.twilio_webhooks", "connectors.calendar_feeds",
+                        "connectors.stores", "connectors.nlg", "entrypoints.cli",
+                        "console.server"],
 }  # fmt: skip
 
 
