@@ -1,26 +1,32 @@
-"""Log redaction: what patients wrote, their slot values and their Instagram ids never reach
-a log line, at any level, from our code or from Rasa's and rasa-sdk's.
+"""Log redaction: what patients wrote, what the bot said to them, their slot values and their
+Instagram ids never reach a log line, at any level, from our code or from Rasa's and rasa-sdk's.
 
-Rasa logs message texts, parse results, slot values and conversation ids at DEBUG (and a
-typed "/text" that is not an intent in a warning). Two nets catch them:
-- the values themselves: each server registers what it is about to handle (the sender id,
-  the text and its words, the slot values), and every log line has them masked;
-- the shapes Rasa prints them in ("user message '…'", "value: …", "'text': '…'"), masked
-  whatever the value, for what was never registered.
+Rasa logs message texts, the bot's utterances, parse results, slot values and conversation ids
+at DEBUG (and a typed "/text" that is not an intent in a warning). Two nets catch them:
+- the shapes Rasa prints them in, masked whatever they hold: the text of every `BotUttered`
+  and `UserUttered`, every `SlotSet` value, the processor's slot listing, "user message '…'",
+  "'text': '…'", "conversation '…'";
+- the values themselves, for any other line: each server registers what it is about to handle
+  (the sender id, the text and its words, slot values, also inside lists and dicts), and every
+  log line has them masked, in any letter case, as they are and as JSON escapes them.
 Installed once per server process, as a log record factory, so every handler and every
 formatter sees only the redacted line.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 import threading
 from collections import OrderedDict
+from collections.abc import Iterator
 
 MASK = "[redacted]"
-# Shorter values ("2", a list choice) reveal nothing and would blank every number in a log.
-MIN_LENGTH = 3
+# A first name can be two letters ("Al"); values are only ever masked as whole words.
+MIN_LENGTH = 2
+# Numbers shorter than this ("2", a list choice) reveal nothing and would blank every number.
+MIN_DIGITS = 3
 # Words patients type that are not personal, and would only make logs unreadable.
 _HARMLESS = frozenset({
     "a", "an", "the", "i", "me", "my", "you", "your", "we", "our", "is", "am", "are", "was",
@@ -33,15 +39,21 @@ _HARMLESS = frozenset({
     "delete", "data", "person", "talk",
 })  # fmt: skip
 _WORD = re.compile(rf"[\w+@.'’-]{{{MIN_LENGTH},}}")
-# Shapes in which Rasa and rasa-sdk print what a patient said or what a slot holds.
+# Shapes in which Rasa and rasa-sdk print what a patient or the bot said, or a slot holds:
+# (before, the value, after).
 _SHAPES = [
-    re.compile(p, re.IGNORECASE)
+    re.compile(p, re.IGNORECASE | re.DOTALL)
     for p in (
+        r"(BotUttered\(')(.*?)(', \{)",  # repr: the whole text, apostrophes and all
+        r"(BotUttered\(text: )(.*?)(, data: )",
+        r"(UserUttered\(text: )(.*?)(, intent: )",
+        r"(, entities: )(.*?)(, use_text_for_featurization)",
+        r"(SlotSet\(key: \w+, value: )(.*?)(\)(?=[\"',\]]|$))",
+        r"((?:\\t|\t)\w+: )(?!None\b)([^\\\"\n]*)()",  # the processor's "\tslot: value"
         r"(user message |text[\"']?: ?|message[\"']?: ?|value[\"']?: ?|slot values?:? ?)"
-        r"(\"(?:[^\"\\]|\\.)*\"|'(?:[^'\\]|\\.)*')",  # quoted
+        r"(\"(?:[^\"\\]|\\.)*\"|'(?:[^'\\]|\\.)*')()",  # quoted
         r"((?:text|value|sender_id|sender|conversation_id|conversation id|recipient)=)"
-        r"([^\s,)]+)",  # key=value
-        r"((?:SlotSet|UserUttered|BotUttered)\(.*?(?:value|text): )([^,)]*)",  # event reprs
+        r"([^\s,)]+)()",  # key=value
         r"((?:conversation|sender|tracker)(?: id| ID)? ')([^']*)(')",
     )
 ]
@@ -57,12 +69,13 @@ class Redactor:
         self._pattern: re.Pattern | None = None
 
     def register(self, *values: object) -> None:
-        """Values about to be handled (a text also for each of its words)."""
+        """Values about to be handled (a text also for each of its words; the strings
+        inside lists and dicts)."""
         fresh = set()
-        for value in values:
-            if isinstance(value, str) and len(value.strip()) >= MIN_LENGTH:
-                fresh.add(value.strip())
-                fresh.update(w for w in _WORD.findall(value) if w.lower() not in _HARMLESS)
+        for value in (v.strip() for v in _strings(values)):
+            for candidate in (value, *_WORD.findall(value)):
+                if _maskable(candidate):
+                    fresh.update({candidate, json.dumps(candidate)[1:-1]})
         if not fresh:
             return
         with self._lock:
@@ -88,13 +101,31 @@ class Redactor:
             if self._pattern is None and self._values:
                 longest_first = sorted(self._values, key=len, reverse=True)
                 alternatives = "|".join(re.escape(v) for v in longest_first)
-                self._pattern = re.compile(rf"(?<!\w)(?:{alternatives})(?!\w)")
+                self._pattern = re.compile(rf"(?<!\w)(?:{alternatives})(?!\w)", re.IGNORECASE)
             return self._pattern
 
 
 def _mask_value(match: re.Match) -> str:
-    groups = match.groups()
-    return groups[0] + MASK + (groups[2] if len(groups) > 2 else "")
+    before, _, after = match.groups()
+    return before + MASK + after
+
+
+def _strings(value: object) -> Iterator[str]:
+    """The strings in a value, also inside lists, tuples and dicts (slot values as JSON)."""
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, dict):
+        yield from _strings(list(value.values()))
+    elif isinstance(value, (list, tuple)):
+        for item in value:
+            yield from _strings(item)
+
+
+def _maskable(value: str) -> bool:
+    """Not a harmless word, nor a short number."""
+    if len(value) < MIN_LENGTH or value.lower() in _HARMLESS:
+        return False
+    return not (value.isdigit() and len(value) < MIN_DIGITS)
 
 
 def install(redactor: Redactor) -> None:

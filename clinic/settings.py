@@ -215,6 +215,11 @@ class Settings:
         None,
         "our Meta app's id: tells the bot's own echoes and control coming back apart",
     )
+    instagram_account_id: str | None = _variable(
+        "INSTAGRAM_ACCOUNT_ID",
+        None,
+        "the clinic's Instagram account id (`user_id` of GET /me): webhooks for others are ignored",
+    )
     # Text messages (reminders when Instagram's window is closed): Twilio
     twilio_account_sid: str | None = _variable(
         "TWILIO_ACCOUNT_SID", None, "Twilio account (texts are off without it)"

@@ -163,7 +163,10 @@ class InstagramChannel:
             logger.warning("instagram delivery rejected: bad or missing signature")
             return 403, "forbidden"
         try:
-            items = webhook.parse_delivery(body, self.settings.instagram_app_id)
+            settings = self.settings
+            items = webhook.parse_delivery(
+                body, settings.instagram_app_id, settings.instagram_account_id
+            )
         except webhook.BadDelivery as error:
             logger.warning("instagram delivery rejected: %s", error)
             return 400, "bad request"

@@ -3,7 +3,11 @@
 A delivery holds entries, each with `messaging[]` items (or, from the dashboard's
 test button, `changes[]` with `field: messages`). Every item becomes exactly one
 `Incoming` (something for the bot), `StaffWrote` or `ControlReturned` (staff taking over
-or handing back), or `Ignored` (with the reason, for the logs).
+or handing back), or `Ignored` (with the reason, for the logs). An entry for another
+account than the clinic's (INSTAGRAM_ACCOUNT_ID, when set) is one `Ignored("other_account")`.
+
+Times are Meta's milliseconds. One outside 2010-01-01 .. a day from now (or not a number)
+is never trusted: the item's time is its entry's `time`, else the time it arrived.
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from typing import Any
@@ -20,6 +25,9 @@ MAX_BODY_BYTES = 1024 * 1024
 MAX_ID_LENGTH = 64
 MAX_MID_LENGTH = 255
 SIGNATURE_HEADER = "X-Hub-Signature-256"
+# The plausible times of a message, in milliseconds: since 2010-01-01, up to a day ahead.
+EARLIEST_MS = 1_262_304_000_000
+AHEAD_MS = 24 * 3600 * 1000
 
 
 class BadDelivery(ValueError):
@@ -78,10 +86,16 @@ def signature_is_valid(body: bytes, header: str | None, app_secret: str) -> bool
     return hmac.compare_digest(signature(body, app_secret).encode(), header.strip().encode())
 
 
-def parse_delivery(body: bytes, own_app_id: str | None = None) -> list[Item]:
+def parse_delivery(
+    body: bytes,
+    own_app_id: str | None = None,
+    account_id: str | None = None,
+    now_ms: int | None = None,
+) -> list[Item]:
     """All items of one delivery, in the order Meta listed them. Each item is read on its
     own: a malformed one becomes `Ignored("malformed")` and never spoils the others.
-    `own_app_id` (INSTAGRAM_APP_ID) tells our echoes and hand-backs from others'."""
+    `own_app_id` (INSTAGRAM_APP_ID) tells our echoes and hand-backs from others';
+    `account_id` (INSTAGRAM_ACCOUNT_ID) is the clinic's account; `now_ms` the arrival time."""
     try:
         payload = json.loads(body)
     except (ValueError, UnicodeDecodeError, RecursionError) as error:
@@ -91,49 +105,54 @@ def parse_delivery(body: bytes, own_app_id: str | None = None) -> list[Item]:
     entries = payload.get("entry")
     if not isinstance(entries, list):
         raise BadDelivery("no entries")
-    return [_marked(read_item(item, own_app_id), standby) for item, standby in _items(entries)]
+    now_ms = int(time.time() * 1000) if now_ms is None else now_ms
+    items: list[Item] = []
+    for entry in entries:
+        if not isinstance(entry, dict):
+            items.append(Ignored("malformed"))
+        elif account_id and str(entry.get("id")) != account_id:
+            items.append(Ignored("other_account"))
+        else:
+            entry_ms = plausible_ms(entry.get("time"), now_ms) or now_ms
+            for item, standby in _items(entry):
+                items.append(_marked(read_item(item, own_app_id, entry_ms, now_ms), standby))
+    return items
 
 
 def _marked(item: Item, standby: bool) -> Item:
     return replace(item, standby=True) if standby and isinstance(item, Incoming) else item
 
 
-def _items(entries: list[Any]) -> Iterator[tuple[Any, bool]]:
-    """The items of every entry, each with whether it came on the `standby` channel (Meta
+def _items(entry: dict[str, Any]) -> Iterator[tuple[Any, bool]]:
+    """The items of an entry, each with whether it came on the `standby` channel (Meta
     uses it while another app holds the conversation); something that can't hold items
     stands for one bad item."""
-    for entry in entries:
-        if not isinstance(entry, dict):
+    for name in ("messaging", "standby", "changes"):
+        items = entry.get(name)
+        if items is None:
+            continue
+        if not isinstance(items, list):
             yield None, False
             continue
-        for name in ("messaging", "standby", "changes"):
-            items = entry.get(name)
-            if items is None:
-                continue
-            if not isinstance(items, list):
-                yield None, False
-                continue
-            for item in items:
-                if name != "changes":
-                    yield item, name == "standby"
-                elif isinstance(item, dict) and item.get("field") == "messages":
-                    yield item.get("value"), False
+        for item in items:
+            if name != "changes":
+                yield item, name == "standby"
+            elif isinstance(item, dict) and item.get("field") == "messages":
+                yield item.get("value"), False
 
 
-def read_item(item: Any, own_app_id: str | None = None) -> Item:
+def read_item(item: Any, own_app_id: str | None, fallback_ms: int, now_ms: int) -> Item:
     """One `messaging` item: what the patient said, staff's doing, or why there is nothing
-    to answer."""
+    to answer. Its time is its `timestamp` when plausible, else `fallback_ms`."""
     try:
-        return _read_item(item, own_app_id)
+        timestamp = plausible_ms(item.get("timestamp"), now_ms) or fallback_ms
+        return _read_item(item, own_app_id, timestamp)
     except Exception:  # noqa: BLE001 - one odd item must not cost the others
         return Ignored("malformed")
 
 
-def _read_item(item: Any, own_app_id: str | None) -> Item:
-    if not isinstance(item, dict):
-        return Ignored("malformed")
+def _read_item(item: dict[str, Any], own_app_id: str | None, timestamp: int) -> Item:
     sender_id = _id_of(item.get("sender"))
-    timestamp = _int(item.get("timestamp"))
     handover = item.get("pass_thread_control")
     if isinstance(handover, dict):
         new_owner = str(handover.get("new_owner_app_id") or "")
@@ -205,10 +224,11 @@ def _incoming(sender: Any, mid: Any, timestamp: int, text: Any, kind: str) -> It
     return Incoming(sender, mid, timestamp, text, kind)
 
 
-def _int(value: Any) -> int:
-    """Meta's millisecond timestamp; 0 (unknown) when it is not a plausible one."""
-    try:
-        number = int(value)
-    except (TypeError, ValueError, OverflowError):
-        return 0
-    return number if 0 < number < 2**53 else 0
+def plausible_ms(value: Any, now_ms: int) -> int | None:
+    """`value` as Meta's millisecond time, or None when it is not one: not a whole number,
+    before 2010-01-01, or more than a day after `now_ms`."""
+    if type(value) is str and value.isdigit():
+        value = int(value)
+    if type(value) is not int or not EARLIEST_MS <= value <= now_ms + AHEAD_MS:
+        return None
+    return value

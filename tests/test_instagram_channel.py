@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import threading
 import time
 from collections.abc import Iterator
@@ -522,10 +523,55 @@ def test_an_entry_whose_messaging_is_not_a_list_spoils_nothing_else(channel, rec
     assert recorder.messages == [("IG_TEST_OK", "hi", "mid.valid.1")]
 
 
-def test_an_implausible_timestamp_still_delivers_the_message(channel, recorder):
-    assert deliver(channel, delivery_with({**VALID, "timestamp": 10**30})) == 200
+POISON_TIMES = {
+    "year-33658": 10**15,
+    "far-future": 10**30,
+    "negative": -1770037200000,
+    "non-numeric": "soon",
+    "a-list": [1770037200000],
+}
+
+
+@pytest.mark.parametrize("poison", POISON_TIMES.values(), ids=POISON_TIMES.keys())
+def test_an_implausible_timestamp_is_replaced_and_spoils_nothing(
+    channel, recorder, sqlite_url, poison
+):
+    """An item's time (or its entry's) out of range is replaced by the time it arrived."""
+    before_ms = time.time() * 1000
+    late = {**VALID, "sender": {"id": "IG_TEST_LATE"}, "timestamp": poison}
+    late["message"] = {"mid": "mid.late.1", "text": "hello"}
+    body = json.loads(delivery_with(late, VALID))
+    body["entry"][0]["time"] = poison
+    assert deliver(channel, json.dumps(body).encode()) == 200
     settle(channel)
+    assert sorted(recorder.messages) == [
+        ("IG_TEST_LATE", "hello", "mid.late.1"),
+        ("IG_TEST_OK", "hi", "mid.valid.1"),
+    ]
+    engine = create_database_engine(sqlite_url)
+    try:
+        with transaction(engine) as session:
+            sent = dict(session.execute(select(InboxMessage.mid, InboxMessage.sent_at_ms)).all())
+    finally:
+        engine.dispose()
+    assert sent["mid.valid.1"] == VALID["timestamp"]
+    assert before_ms <= sent["mid.late.1"] <= time.time() * 1000
+
+
+def test_entries_for_another_account_are_ignored(graph, recorder, sqlite_url, caplog):
+    channel = make_channel(graph, recorder, sqlite_url, instagram_account_id="17841400000000001")
+    other = {**VALID, "sender": {"id": "IG_TEST_OTHER"}, "message": {"mid": "m.o", "text": "x"}}
+    try:
+        with caplog.at_level(logging.INFO, logger="connectors"):
+            assert deliver(channel, delivery_with(VALID, messaging_of_first_entry=[other])) == 200
+        settle(channel)
+    finally:
+        channel.stop()
     assert recorder.messages == [("IG_TEST_OK", "hi", "mid.valid.1")]
+    assert [m.getMessage() for m in caplog.records if "ignored" in m.getMessage()] == [
+        "instagram item ignored: other_account"
+    ]
+    assert graph.messages_to("IG_TEST_OTHER") == []
 
 
 @pytest.mark.parametrize(
@@ -711,6 +757,7 @@ def _one(item: dict, own_app_id: str | None = "42") -> object:
 
 
 PAGE, PATIENT_ID = {"id": "17841400000000001"}, {"id": "IG_TEST_1"}
+SENT = 1770037200000  # Meta's milliseconds
 
 
 @pytest.mark.parametrize(
@@ -718,29 +765,34 @@ PAGE, PATIENT_ID = {"id": "17841400000000001"}, {"id": "IG_TEST_1"}
     [
         ({"app_id": 42}, "42", Ignored("echo")),  # ours
         ({"app_id": 7}, None, Ignored("echo")),  # can't tell without INSTAGRAM_APP_ID
-        ({"app_id": 7}, "42", StaffWrote("IG_TEST_1", 5, "mid.e")),  # another app
-        ({}, "42", StaffWrote("IG_TEST_1", 5, "mid.e")),  # typed in the Instagram app
-        ({}, None, StaffWrote("IG_TEST_1", 5, "mid.e")),
+        ({"app_id": 7}, "42", StaffWrote("IG_TEST_1", SENT, "mid.e")),  # another app
+        ({}, "42", StaffWrote("IG_TEST_1", SENT, "mid.e")),  # typed in the Instagram app
+        ({}, None, StaffWrote("IG_TEST_1", SENT, "mid.e")),
     ],
 )
 def test_echoes_are_the_bots_own_or_staff_writing(message, own_app_id, expected):
     echo = {"mid": "mid.e", "text": "Hello from the desk", "is_echo": True, **message}
-    item = {"sender": PAGE, "recipient": PATIENT_ID, "timestamp": 5, "message": echo}
+    item = {"sender": PAGE, "recipient": PATIENT_ID, "timestamp": SENT, "message": echo}
     assert _one(item, own_app_id) == expected
 
 
 @pytest.mark.parametrize(
     ("control", "own_app_id", "expected"),
     [
-        ({"new_owner_app_id": "42"}, "42", ControlReturned("IG_TEST_1", 5)),
-        ({"new_owner_app_id": 42}, "42", ControlReturned("IG_TEST_1", 5)),
+        ({"new_owner_app_id": "42"}, "42", ControlReturned("IG_TEST_1", SENT)),
+        ({"new_owner_app_id": 42}, "42", ControlReturned("IG_TEST_1", SENT)),
         ({"new_owner_app_id": "7"}, "42", Ignored("handover")),
         ({"new_owner_app_id": "42"}, None, Ignored("handover")),
         ({}, "42", Ignored("handover")),
     ],
 )
 def test_control_comes_back_only_when_passed_to_our_app(control, own_app_id, expected):
-    item = {"sender": PATIENT_ID, "recipient": PAGE, "timestamp": 5, "pass_thread_control": control}
+    item = {
+        "sender": PATIENT_ID,
+        "recipient": PAGE,
+        "timestamp": SENT,
+        "pass_thread_control": control,
+    }
     assert _one(item, own_app_id) == expected
 
 

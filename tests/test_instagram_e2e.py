@@ -4,6 +4,7 @@ fake Graph API + SQLite. A new patient books through signed webhooks only."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from sqlalchemy import select
@@ -24,6 +25,7 @@ from tests.servers import ROOT, Stack, clinic_command, running_stack
 SECRET = "e2e-app-secret"
 TOKEN = "e2e-access-token"
 PATIENT = "IG_TEST_E2E_7731"  # a placeholder Instagram id
+FIXTURES = Path(__file__).resolve().parent / "fixtures" / "instagram"
 
 
 @pytest.fixture(scope="module", params=[["seed", "--demo"]])
@@ -107,6 +109,28 @@ def test_the_channel_answers_meta_and_refuses_forgeries(stack):
         post_delivery(rasa_url, forged, "not-the-secret")
     assert refused.value.code == 403
     assert graph.messages_to("IG_TEST_FORGED") == []
+
+
+POISONED_TIMES = [
+    # a delivery (signed as Meta signs it), the senders whose "hi" each gets the greeting
+    ("poison_timestamps", ["IG_TEST_TS_FUTURE", "IG_TEST_TS_NEGATIVE", "IG_TEST_TS_TEXT",
+                           "IG_TEST_TS_VALID"]),
+    ("poison_entry_time", ["IG_TEST_ENTRY_FUTURE", "IG_TEST_ENTRY_NEGATIVE",
+                           "IG_TEST_ENTRY_VALID"]),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("name", "senders"), POISONED_TIMES, ids=[n for n, _ in POISONED_TIMES])
+def test_an_implausible_time_never_turns_a_delivery_away(stack, name, senders):
+    """Item timestamps of the year 33658, negative or not numbers, and entry times out of
+    range: the delivery gets 200 and every message its answer (at its arrival time)."""
+    _, graph, rasa_url, _ = stack
+    assert post_delivery(rasa_url, (FIXTURES / f"{name}.json").read_bytes(), SECRET) == 200
+    for sender in senders:
+        patient = InstagramPatient(rasa_url, graph, sender, SECRET)
+        assert wait_until(patient.messages, timeout=90), sender
+        (greeting,) = patient.messages()
+        assert greeting["text"].startswith("Hi! I'm the clinic's booking assistant.")
 
 
 TWO_DOCTORS = ["seed", "--demo", "--doctors", "2"]

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import urllib.error
@@ -18,8 +19,11 @@ import pytest
 import redis
 from sqlalchemy import MetaData, Table, inspect, select, text
 
+from clinic.application import ClinicApp
+from clinic.context import Clinic
 from clinic.db import create_database_engine, transaction
 from clinic.models import Appointment, InboxMessage, OutboxMessage, Patient
+from clinic.settings import Settings
 from connectors.fake_graph import FakeGraphApi
 from tests.databases import temporary_postgres_database
 from tests.helpers import wait_until
@@ -242,3 +246,58 @@ def test_make_serve_refuses_to_start_without_its_secrets(missing, env):
     )
     assert result.returncode != 0
     assert missing in result.stderr
+
+
+# --- what DEBUG logs hold of a returning patient ------------------------------------------
+
+# Booked before these servers started: they never saw her name or phone in a message.
+PATRICIA = Person(
+    "IG_TEST_8842016633",
+    "Patricia Testcase",
+    "+1 202 555 0143",
+    ("(202) 555-0143", "202-555-0143", "202 555 0143", "2025550143", "+12025550143"),
+)
+# Types his name in lower case; "Al" is a first name of two letters.
+AL = Person(
+    "IG_TEST_8842016677",
+    "al testcase",
+    "202 555 0177",
+    ("(202) 555-0177", "202-555-0177", "202 555 0177", "2025550177", "+12025550177"),
+)
+
+
+def test_debug_logs_hold_no_trace_of_returning_patients_or_of_what_the_bot_said(world: World):
+    """Greetings by first name, bookings and an erasure, with both servers at DEBUG: the
+    logs hold no name (in any case; a short first name as a word), phone form, sender id,
+    or text the bot sent."""
+    clinic = Clinic(create_database_engine(world.database_url), Settings(world.database_url))
+    ClinicApp(clinic).grant_consent(PATRICIA.instagram_id)
+    ClinicApp(clinic).save_details(PATRICIA.instagram_id, PATRICIA.name, PATRICIA.phone_typed)
+    al = world.patient(AL)
+    book(al, AL, new=True)
+    (greeting,) = al.say("hello")
+    assert greeting["text"].startswith("Welcome back, al!")
+    patricia = world.patient(PATRICIA)
+    (greeting,) = patricia.say("hi")
+    assert greeting["text"].startswith("Welcome back, Patricia!")
+    book(patricia, PATRICIA, new=False)
+    (question,) = patricia.say("delete my data")
+    (deleted,) = patricia.tap(question, 1)
+    assert deleted["text"].startswith("Done: I've deleted your name, phone number")
+    try:
+        assert wait_until(lambda: _pending(clinic.engine) == 0, 30)
+    finally:
+        clinic.engine.dispose()
+
+    logs = world.stack.logs()
+    assert "DEBUG" in logs and "BotUttered(" in logs  # the servers did log the bot's turns
+    secrets = [*PATRICIA.secrets, "Patricia", *AL.secrets, "Al"]
+    assert [s for s in secrets if re.search(_anywhere(s), logs, re.IGNORECASE)] == []
+    said = [m["text"] for p in (al, patricia) for m in p.messages()]
+    assert len(said) == 13  # 7 for Al, 6 for Patricia: each reply once
+    assert [text for text in said if text in logs] == []
+
+
+def _anywhere(secret: str) -> str:
+    """A secret inside any text; one of three letters or fewer (a first name) as a word."""
+    return re.escape(secret) if len(secret) > 3 else rf"(?<!\w){re.escape(secret)}(?!\w)"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 
 import pytest
@@ -31,6 +32,50 @@ def test_values_and_their_shapes_are_masked(redactor, line, hidden):
     redacted = redactor.redact(line)
     assert hidden not in redacted
     assert MASK in redacted
+
+
+BOT_SAID = "Welcome back, Patricia! What's your\nphone? (202) 555-0143"
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        # rasa.core.processor at DEBUG, as the structlog JSON line renders the event's repr
+        json.dumps({"rasa_events": [f"BotUttered('{BOT_SAID}', {{}}, {{}}, 17.0)"]}),
+        f"BotUttered('{BOT_SAID}', {{\"buttons\": null}}, {{}}, 1770037200.0)",
+        f"Action ended with events '[BotUttered(text: {BOT_SAID}, data: {{}}, metadata: {{}})]'",
+        f"UserUttered(text: {BOT_SAID}, intent: greet, entities: Patricia (Type: name, "
+        "Role: None, Group: None), use_text_for_featurization: False)",
+        '{"slot_values": "\\tconsent_given: True\\n\\tpatient_name: Patricia Testcase\\n"}',
+        "SlotSet(key: patient_name, value: Testcase, Patricia (202) 555-0143)",
+    ],
+    ids=["processor-json", "repr", "str", "user-uttered", "slot-listing", "slot-set"],
+)
+def test_what_the_bot_said_and_slot_values_are_masked_by_their_shape(line):
+    """No value registered: Rasa's event shapes alone hide the whole text."""
+    redacted = Redactor().redact(line)
+    for word in ("Patricia", "Testcase", "phone", "555"):
+        assert word not in redacted
+    assert MASK in redacted
+
+
+def test_the_processors_slot_listing_keeps_which_slots_are_empty():
+    line = '{"slot_values": "\\tpatient_name: None\\n\\tpatient_phone: +12025550143\\n"}'
+    assert Redactor().redact(line) == (
+        '{"slot_values": "\\tpatient_name: None\\n\\tpatient_phone: [redacted]\\n"}'
+    )
+
+
+def test_registered_values_are_masked_in_any_case_in_json_and_short_names_as_words():
+    redactor = Redactor()
+    redactor.register({"patient": {"name": "maria lópez", "nicknames": ["Al"]}}, ["José"])
+    line = (
+        'MARIA López: {"name": "maria l\\u00f3pez"}, Jos\\u00e9, al, AL; '
+        "but not Alma, total or al_pha"
+    )
+    assert redactor.redact(line) == (
+        f'{MASK}: {{"name": "{MASK}"}}, {MASK}, {MASK}, {MASK}; but not Alma, total or al_pha'
+    )
 
 
 def test_harmless_words_and_short_values_stay_readable(redactor):
