@@ -106,21 +106,11 @@ async def texts_choice(
 
 
 class ValidateDeleteDataForm(UsesClinic, FormValidationAction):
+    """Every sender is asked to confirm: one who never gave their details still has a
+    conversation to erase."""
+
     def name(self) -> str:
         return "validate_delete_data_form"
-
-    async def required_slots(
-        self,
-        domain_slots: list[str],
-        dispatcher: CollectingDispatcher,
-        tracker: Tracker,
-        domain: DomainDict,
-    ) -> list[str]:
-        try:
-            patient = await self.core(self.app.patient, tracker.sender_id)
-        except DatabaseUnavailableError:
-            return []
-        return domain_slots if patient is not None else []
 
     extract_delete_confirmed = yes_no_answer("delete_confirmed")
 
@@ -132,36 +122,52 @@ class ActionDeleteData(ClinicAction):
     async def run(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> list[dict[str, Any]]:
-        confirmed = tracker.get_slot("delete_confirmed")
+        if tracker.get_slot("delete_confirmed") is not True:
+            kept = "kept_details" if await is_patient(self, tracker) else "kept_conversation"
+            dispatcher.utter_message(text=self.texts.render(kept))
+            return clear(tracker, *FLOW_SLOTS)
         try:
-            if confirmed is True:
-                cancelled = await self.core(self.app.erase_patient, tracker.sender_id)
-            elif confirmed is None and await self.core(self.app.patient, tracker.sender_id) is None:
-                cancelled = None  # the form asked nothing: there is nobody to erase
-            else:
-                dispatcher.utter_message(text=self.texts.render("kept_details"))
-                return clear(tracker, *FLOW_SLOTS)
+            erased = await self.core(self.app.erase_patient, tracker.sender_id)
         except DatabaseUnavailableError:
             self.say_unavailable(dispatcher, tracker, "delete data")
             return clear(tracker, *FLOW_SLOTS)
-        if cancelled is None:
-            dispatcher.utter_message(text=self.texts.render("nothing_stored"))
-            return clear(tracker, *FLOW_SLOTS, "consent_given")
-        lines = [self.texts.render("deleted")]
-        lines += [
-            self.texts.render("withdrawn_cancelled", when=format_when(a.start_at, self.app.zone))
-            for a in cancelled
-        ]
+        if erased.details:
+            zone = self.app.zone
+            lines = [self.texts.render("deleted")]
+            lines += [
+                self.texts.render("withdrawn_cancelled", when=format_when(a.start_at, zone))
+                for a in erased.cancelled
+            ]
+        else:
+            lines = [self.texts.render("deleted_conversation")]
         dispatcher.utter_message(text=" ".join(lines))
         # The rasa server deletes this conversation instead of saving it.
         return [*clear(tracker, *FLOW_SLOTS, "consent_given"), SlotSet("conversation_erased", True)]
 
 
 class ActionAskDeleteConfirmed(FormQuestion):
+    """What a "yes" erases: the patient's details and conversation, or the conversation."""
+
     question, buttons = "ask_delete", ("delete_yes_button", "delete_no_button")
 
     def name(self) -> str:
         return "action_ask_delete_confirmed"
+
+    async def run(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> list[dict[str, Any]]:
+        question = "ask_delete" if await is_patient(self, tracker) else "ask_delete_conversation"
+        self.ask_yes_no(dispatcher, self.texts.render(question), *self.buttons)
+        return []
+
+
+async def is_patient(action: ClinicAction, tracker: Tracker) -> bool:
+    """Whether the sender gave their details (True when the database can't say: the
+    question then names everything it could erase)."""
+    try:
+        return await action.core(action.app.patient, tracker.sender_id) is not None
+    except DatabaseUnavailableError:
+        return True
 
 
 class ActionHelpAfterFallback(ClinicAction):

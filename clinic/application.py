@@ -26,9 +26,9 @@ from clinic.booking import (
     upcoming_in,
 )
 from clinic.context import Clinic
-from clinic.db import create_database_engine, transaction
+from clinic.db import create_database_engine, transaction, truncate_wal
 from clinic.doctors import active_doctors, bookable_doctors
-from clinic.erasure import erase_in
+from clinic.erasure import Erased, erase_sender_in
 from clinic.errors import AppointmentNotFoundError, NotConsentedError, SlotUnavailableError
 from clinic.live_config import LiveConfig
 from clinic.models import Appointment, Doctor, Patient, utc_now
@@ -219,15 +219,15 @@ class ClinicApp:
             audit.record(session, event, patient_id=patient.id, via="instagram")
             return True
 
-    def erase_patient(self, instagram_id: str) -> list[Appointment] | None:
-        """Withdraws consent and erases the patient, with their settled delivery records;
-        the cancelled appointments, or None when nothing was stored. (Their conversation in
-        Rasa's tracker store goes when the turn that asked for this is saved.)"""
+    def erase_patient(self, instagram_id: str) -> Erased:
+        """A confirmed "delete my data": recorded, and the sender erased from the clinic's
+        database, patient or not (clinic/erasure.py); the same again for a retried request.
+        Their conversation in Rasa's tracker store goes when the turn that asked for this
+        is saved, or at the next save or `purge` if that turn died."""
         with transaction(self.clinic.engine) as session:
-            patient = patient_by_instagram_id(session, instagram_id)
-            if patient is None:
-                return None
-            return erase_in(session, self.clinic, patient)
+            erased = erase_sender_in(session, self.clinic, instagram_id)
+        truncate_wal(self.clinic.engine)
+        return erased
 
     def request_handoff(self, instagram_id: str) -> None:
         """The patient asked for a person: the bot keeps quiet for them until staff hand

@@ -12,13 +12,12 @@ from datetime import datetime
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import bindparam, delete, select, text
+from sqlalchemy import bindparam, select, text
 from sqlalchemy.engine import Connection
-from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import TextClause
 
 from clinic.handoffs import open_handoffs
-from clinic.models import INBOX_DONE, INBOX_FAILED, InboxMessage, OutboxMessage
+from clinic.models import INBOX_DONE, INBOX_FAILED, InboxMessage
 from clinic.outbox import Outbox, OutboxItem
 from clinic.patients import note_messages_in
 from clinic.queues import TIME, LeasedQueue, one_writer_at_a_time, settle_message
@@ -208,17 +207,6 @@ class Inbox(LeasedQueue):
             return settle_message(
                 connection, item.id, item.sender_id, status, self.hash_key, self.clock()
             )
-
-
-def forget_sender(session: Session, instagram_id: str, hashed: str) -> None:
-    """Erasure: the patient's settled delivery records go; one still on its way (the answer
-    to "delete my data" itself) is settled, and so reduced to hashes, soon after."""
-    for model, column in ((InboxMessage, "sender_id"), (OutboxMessage, "recipient_id")):
-        session.execute(
-            delete(model)
-            .where(getattr(model, column).in_([instagram_id, hashed]), model.status != "pending")
-            .execution_options(synchronize_session=False)
-        )
 
 
 def _insert_messages(

@@ -342,6 +342,16 @@ class OwnMessage(Base):
     sent_at = Column(UTCDateTime, nullable=False)
 
 
+class ErasureMarker(Base):
+    """A "delete my data" not yet finished everywhere (clinic/erasure_markers.py): the
+    sender's keyed hash and when it was asked, nothing more."""
+
+    __tablename__ = "erasure_markers"
+
+    sender_hash = Column(String(64), primary_key=True)
+    requested_at = Column(UTCDateTime, nullable=False)
+
+
 ROLE_ADMIN = "admin"  # manages staff and the clinic's settings, and runs the day
 ROLE_DESK = "desk"  # runs the day: bookings, cancellations, blocks, hand-offs
 ROLES = (ROLE_ADMIN, ROLE_DESK)

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import JSON, bindparam, select, text, update
 from sqlalchemy.engine import Connection
 
-from clinic import reminders
+from clinic import erasure_markers, reminders
 from clinic.audit import hash_id
 from clinic.models import INBOX_DONE, OUTBOX_FAILED, OUTBOX_PENDING, OutboxMessage
 from clinic.queues import TIME, LeasedQueue, one_writer_at_a_time, settle_message
@@ -66,7 +66,13 @@ _SQL_TRIED = text("UPDATE outbox_messages SET tried_at = :now WHERE id = :id").b
 )
 _SQL_REPLY_FAILED = text(
     "UPDATE outbox_messages SET status = 'failed', lease_until = NULL, error = :error "
-    "WHERE id = :id RETURNING origin"
+    "WHERE id = :id RETURNING origin, recipient_id"
+)
+# A message settled to a sender whose erasure is under way (the answer to "delete my
+# data" itself) is not kept, sent or failed.
+_SQL_DROP_IF_ERASED = text(
+    "DELETE FROM outbox_messages WHERE id = :id AND EXISTS "
+    "(SELECT 1 FROM erasure_markers WHERE sender_hash = :hash)"
 )
 _SQL_OWN_MESSAGE = text(
     "INSERT INTO own_messages (mid, sent_at) VALUES (:mid, :now) ON CONFLICT (mid) DO NOTHING"
@@ -199,6 +205,7 @@ class Outbox(LeasedQueue):
             if channel_mid and channel == INSTAGRAM:
                 connection.execute(_SQL_OWN_MESSAGE, {"mid": channel_mid, "now": now})
             reminders.note_delivery(connection, origin, reminders.SENT, recipient_hash, now)
+            _drop_if_erased(connection, reply_id, recipient_id, recipient_hash)
             return bool(
                 connection.execute(_SQL_REPLIES_PENDING, {"recipient": recipient_id}).scalar()
             )
@@ -207,10 +214,13 @@ class Outbox(LeasedQueue):
         """A dead letter: kept, with its body, for `python -m clinic outbox --failed`;
         `reason` is what a reminder records ("outside_window", "recipient_unavailable"…)."""
         with one_writer_at_a_time(self.engine), self.engine.begin() as connection:
-            origin = connection.execute(
+            origin, recipient_id = connection.execute(
                 _SQL_REPLY_FAILED, {"id": reply_id, "error": error[:64]}
-            ).scalar()
+            ).first() or (None, None)
             reminders.note_delivery(connection, origin, reason, None, self.clock())
+            if recipient_id is not None:
+                hashed = hash_id(recipient_id, self.hash_key)
+                _drop_if_erased(connection, reply_id, recipient_id, hashed)
 
     def opted_out(self, reply_id: int, phone: str) -> None:
         """Twilio refused a text because its number opted out (STOP): kept as failed, and
@@ -290,3 +300,10 @@ class Outbox(LeasedQueue):
                     .order_by(OutboxMessage.id)
                 )
             )
+
+
+def _drop_if_erased(connection: Connection, reply_id: int, recipient_id: str, hashed: str) -> None:
+    """A settled message to a sender being erased goes; the last one completes the erasure
+    (clinic/erasure_markers.py)."""
+    if connection.execute(_SQL_DROP_IF_ERASED, {"id": reply_id, "hash": hashed}).rowcount:
+        erasure_markers.finish(connection, hashed, [recipient_id])

@@ -13,8 +13,9 @@ from sqlalchemy.engine import Engine
 
 from clinic import audit
 from clinic.context import Clinic
-from clinic.db import transaction
+from clinic.db import transaction, truncate_wal
 from clinic.erasure import erase_in
+from clinic.erasure_markers import finish
 from clinic.errors import ClinicError
 from clinic.models import BOOKED, Appointment, Doctor, Patient
 from clinic.profile import Profile
@@ -137,16 +138,21 @@ def erase_patient_record(
     clinic: Clinic, staff_id: int, patient_id: int, tracker_engine: Engine | None
 ) -> int:
     """An admin erases a patient, as "delete my data" does, their conversation in Rasa's
-    SQL tracker store (`tracker_engine`) included; how many visits were cancelled."""
+    SQL tracker store (`tracker_engine`) included; how many visits were cancelled. (A
+    conversation kept in memory goes at its next save: the rasa server meets the marker.)"""
     with transaction(clinic.engine) as session:
         patient = session.get(Patient, patient_id)
         if patient is None:
             raise PatientNotFoundError("no such patient")
         instagram_id = patient.instagram_id
         cancelled = erase_in(session, clinic, patient)
-        audit.record(session, audit.PATIENT_ERASED, patient_id=patient_id, staff_id=staff_id)
+        audit.record(session, audit.PATIENT_ERASED, staff_id=staff_id)
     if instagram_id is not None and tracker_engine is not None:
         forget_conversation(tracker_engine, instagram_id)
+        hashed = audit.hash_id(instagram_id, clinic.settings.id_hash_key)
+        with transaction(clinic.engine) as session:
+            finish(session, hashed, [instagram_id])
+    truncate_wal(clinic.engine)
     return len(cancelled)
 
 

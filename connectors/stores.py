@@ -4,7 +4,9 @@ Rasa's endpoints.yml cannot give a variable a default, so these two entries pick
 store when the server starts:
 - TRACKER_STORE_URL unset: in memory; a SQLAlchemy URL (postgresql://…): Rasa's
   SQLTrackerStore, so any replica can continue any conversation. Either way, "delete my
-  data" deletes the conversation from it.
+  data" deletes the conversation from it, and a conversation whose erasure is recorded
+  (clinic/erasure_markers.py) is deleted instead of saved. A SQLite file is private and
+  deletes for good (clinic/db.py).
 - LOCK_STORE_URL unset: in memory; redis://host:port/db: Rasa's RedisLockStore, so
   replicas never process two messages of one conversation at once. Its locks last as long
   as the inbox's leases (INBOX_LEASE_SECONDS) instead of Rasa's 60 s, so the messages of a
@@ -14,6 +16,7 @@ store when the server starts:
 from __future__ import annotations
 
 from collections.abc import Iterable
+from pathlib import Path
 from typing import Any
 
 from rasa.core.lock_store import InMemoryLockStore, LockStore, RedisLockStore
@@ -22,10 +25,13 @@ from rasa.shared.core.domain import Domain
 from rasa.shared.core.trackers import DialogueStateTracker
 from sqlalchemy.engine import make_url
 
+from clinic.db import private_sqlite_file, secure_sqlite, truncate_wal
+from clinic.faults import BEFORE_CONVERSATION_ERASED, fault_point
 from clinic.redaction import REDACTOR
 from clinic.redaction import install as install_redaction
 from clinic.settings import load_settings
 from connectors import schema_checks
+from connectors.erasures import Erasures
 from connectors.log_levels import follow_rasa_log_level
 
 # Set by the action that erases a patient's data: the conversation goes instead of being saved.
@@ -42,15 +48,19 @@ class TrackerStoreFromEnvironment:
         install_redaction(REDACTOR)
         schema_checks.install()
         follow_rasa_log_level()
-        return ErasingTrackerStore(_chosen_store(domain, event_broker))
+        settings = load_settings()
+        store = _chosen_store(settings.tracker_store_url, domain, event_broker)
+        return ErasingTrackerStore(store, Erasures.from_settings(settings))
 
 
 class ErasingTrackerStore(TrackerStore):
     """Rasa's store, except that the conversation of a patient who has just erased their
-    data is deleted (every event of it, in memory or in SQL) instead of saved."""
+    data (the turn's slot, or the erasure's marker for a retried turn) is deleted, every
+    event of it, in memory or in SQL, with its lock keys, instead of saved."""
 
-    def __init__(self, store: TrackerStore):
+    def __init__(self, store: TrackerStore, erasures: Erasures | None = None):
         self._store = store
+        self._erasures = erasures
         super().__init__(store.domain, store.event_broker)
 
     @property
@@ -62,8 +72,12 @@ class ErasingTrackerStore(TrackerStore):
         self._store.domain = domain or Domain.empty()
 
     async def save(self, tracker: DialogueStateTracker) -> None:
-        if tracker.get_slot(ERASE_SLOT):
-            await self.erase(tracker.sender_id)
+        erasures, sender_id = self._erasures, tracker.sender_id
+        if tracker.get_slot(ERASE_SLOT) or (erasures and await erasures.requested(sender_id)):
+            fault_point(BEFORE_CONVERSATION_ERASED)
+            await self.erase(sender_id)
+            if erasures is not None:
+                await erasures.erased(sender_id)
         else:
             await self._store.save(tracker)
 
@@ -75,6 +89,7 @@ class ErasingTrackerStore(TrackerStore):
                 event = SQLTrackerStore.SQLEvent
                 session.query(event).filter(event.sender_id == sender_id).delete()
                 session.commit()
+            truncate_wal(self._store.engine)
         else:  # only the two stores above are ever chosen
             raise TypeError(f"can't erase from {type(self._store).__name__}")
 
@@ -89,8 +104,7 @@ class ErasingTrackerStore(TrackerStore):
         return await self._store.keys()
 
 
-def _chosen_store(domain: Any, event_broker: Any) -> TrackerStore:
-    url = load_settings().tracker_store_url
+def _chosen_store(url: str | None, domain: Any, event_broker: Any) -> TrackerStore:
     if not url:
         return InMemoryTrackerStore(domain, event_broker)
     return sql_tracker_store(url, domain, event_broker)
@@ -99,7 +113,10 @@ def _chosen_store(domain: Any, event_broker: Any) -> TrackerStore:
 def sql_tracker_store(url: str, domain: Any = None, event_broker: Any = None) -> SQLTrackerStore:
     """Rasa's SQL tracker store on the database a SQLAlchemy URL names."""
     parsed = make_url(url)
-    return SQLTrackerStore(
+    sqlite_file = parsed.get_backend_name() == "sqlite" and parsed.database
+    if sqlite_file:
+        private_sqlite_file(Path(parsed.database))
+    store = SQLTrackerStore(
         domain=domain,
         dialect=parsed.drivername,
         host=parsed.host,
@@ -110,6 +127,10 @@ def sql_tracker_store(url: str, domain: Any = None, event_broker: Any = None) ->
         event_broker=event_broker,
         query=dict(parsed.query) or None,
     )
+    if sqlite_file:
+        secure_sqlite(store.engine)
+        store.engine.dispose()  # the connections opened so far, without secure_delete
+    return store
 
 
 class LockStoreFromEnvironment:

@@ -37,6 +37,7 @@ from clinic.settings import (
 from clinic.slots import day_bounds
 from clinic.templates import WEEKDAYS, TemplateError
 from connectors.graph_account import check_token
+from connectors.lock_keys import LockKeys
 from entrypoints import console_cli, feed_cli, reminders, setup_cli
 
 # Name, working hours (weekday, opens, closes), the visit types offered (by their place in
@@ -297,14 +298,15 @@ def run_purge(clinic: Clinic, _args: argparse.Namespace) -> int:
     url = clinic.settings.tracker_store_url
     tracker_engine = create_database_engine(url) if url else None
     try:
-        purged = purge(clinic, tracker_engine)
+        purged = purge(clinic, tracker_engine, LockKeys.from_settings(clinic.settings))
     finally:
         if tracker_engine is not None:
             tracker_engine.dispose()
     print(
         f"Purged (older than {clinic.settings.retention_days} days): {purged.events} "
         f"conversation events, {purged.messages} messages, {purged.replies} replies, "
-        f"{purged.handoffs} hand-offs.",
+        f"{purged.handoffs} hand-offs, {purged.locks} lock keys; "
+        f"{purged.erasures} unfinished erasures finished.",
         flush=True,
     )
     return 0

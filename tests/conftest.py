@@ -21,7 +21,7 @@ TABLES = (
     "notifications, audit_events, appointments, blocked_times, working_hours, patients, doctors, "
     "inbox_messages, outbox_messages, handoffs, own_messages, staff, staff_notices, "
     "visit_types, clinic_facts, clinic_topics, text_overrides, schedule_overrides, "
-    "text_threads, send_pace"
+    "text_threads, send_pace, erasure_markers"
 )
 
 # Nothing listens on port 9: connecting fails at once, like a database outage.

@@ -14,8 +14,10 @@ from actions.support import (
     ActionStopFlow,
     ValidateDeleteDataForm,
 )
+from clinic.audit import hash_id
 from clinic.booking import book
 from clinic.db import transaction
+from clinic.erasure_markers import marked
 from clinic.models import AuditEvent, Handoff
 from clinic.patients import find_patient
 from tests.conftest import TEST_NAME, TEST_PHONE
@@ -129,14 +131,20 @@ def test_delete_my_data_erases_details_and_cancels_upcoming_appointments(app, an
     ]
     assert slots["conversation_erased"] is True  # the rasa server deletes the conversation
     assert find_patient(any_clinic, "IG_TEST_1") is None
+    # A retried request (its turn died before the conversation went) says the same, and
+    # the conversation still goes.
     slots, messages = run(ActionDeleteData(app), make_tracker(slots={"delete_confirmed": True}))
-    assert texts(messages) == ["I don't have any details stored for you."]
-    assert "conversation_erased" not in slots
+    assert texts(messages) == [
+        "Done: I've deleted your name, phone number and our conversation, and withdrawn your "
+        "consent."
+    ]
+    assert slots["conversation_erased"] is True
 
 
 def test_the_deletion_question_says_what_it_erases(app, clinic):
     from actions.support import ActionAskDeleteConfirmed
 
+    add_patient(clinic)
     _, (question,) = run(ActionAskDeleteConfirmed(app), make_tracker())
     assert question["text"].startswith("This erases your name and phone number")
     assert [b["payload"] for b in question["buttons"]] == ["/affirm", "/deny"]
@@ -150,9 +158,21 @@ def test_saying_no_keeps_the_data(app, clinic):
     assert (patient.name, patient.phone) == (TEST_NAME, TEST_PHONE)
 
 
-def test_nothing_stored_means_no_question(app, clinic):
+def test_a_sender_who_never_gave_details_is_asked_and_their_conversation_erased(app, clinic):
+    from actions.support import ActionAskDeleteConfirmed
+
     form_slots, _ = run(ValidateDeleteDataForm(app), make_tracker(active_loop="delete_data_form"))
-    assert form_slots == {"requested_slot": None}
+    assert form_slots == {}  # the question will be asked
+    _, (question,) = run(ActionAskDeleteConfirmed(app), make_tracker())
+    assert question["text"].startswith("This erases our conversation")
+    slots, messages = run(ActionDeleteData(app), make_tracker(slots={"delete_confirmed": False}))
+    assert texts(messages) == ["OK, I've kept our conversation."]
+    assert "conversation_erased" not in slots
+    slots, messages = run(ActionDeleteData(app), make_tracker(slots={"delete_confirmed": True}))
+    assert texts(messages) == ["Done: I've deleted our conversation."]
+    assert slots["conversation_erased"] is True
+    with transaction(clinic.engine) as session:
+        assert marked(session) == [hash_id("IG_TEST_1", clinic.settings.id_hash_key)]
 
 
 def test_a_message_not_understood_offers_a_booking_on_the_day_it_names(app, clinic):
