@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 from sqlalchemy import event
@@ -52,7 +52,11 @@ def private_sqlite_file(path: Path) -> None:
     if not path.parent.exists():
         path.parent.mkdir(parents=True, mode=PRIVATE_FOLDER)
         path.parent.chmod(PRIVATE_FOLDER)  # whatever the umask
-    os.close(os.open(path, os.O_CREAT | os.O_RDWR, PRIVATE_FILE))
+    if not path.exists():
+        # Never open an existing database here: closing any descriptor of the file drops
+        # the POSIX locks SQLite's connections in this process hold on it.
+        with suppress(FileExistsError):  # another process made it meanwhile
+            os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_RDWR, PRIVATE_FILE))
     for file in [path, *(path.with_name(path.name + end) for end in SQLITE_SIDE_FILES)]:
         if file.exists() and file.stat().st_mode & 0o077:
             file.chmod(PRIVATE_FILE)

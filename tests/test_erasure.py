@@ -8,6 +8,8 @@ import asyncio
 import json
 import os
 import stat
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -237,3 +239,34 @@ def test_a_sqlite_database_and_its_folder_are_its_owners_only(tmp_path):
         assert _mode(old) == 0o600
     finally:
         os.umask(previous)
+
+
+def test_a_second_engine_on_an_open_database_keeps_sqlite_s_locks(tmp_path):
+    """POSIX locks belong to the process and go when any of its descriptors of the file is
+    closed: opening the file to make it private must not run while SQLite holds it, or
+    another process takes itself for the last one and deletes the write-ahead log under
+    our connections, which then read a database of their own."""
+    url = f"sqlite:///{tmp_path / 'clinic.db'}"
+    first = create_database_engine(url)
+    try:
+        with first.begin() as connection:
+            connection.exec_driver_sql("CREATE TABLE t (x INTEGER)")
+        held = first.connect()  # a pooled connection, as the rasa server keeps them
+        held.exec_driver_sql("SELECT count(*) FROM t").all()
+        create_database_engine(url).dispose()  # a second part of the process opens its own
+        writer = (
+            "import sqlite3, sys\n"
+            "db = sqlite3.connect(sys.argv[1])\n"
+            "db.execute('PRAGMA journal_mode = WAL')\n"
+            "db.execute('INSERT INTO t VALUES (1)')\n"
+            "db.commit()\n"
+            "db.close()\n"
+        )
+        subprocess.run(  # noqa: S603 - another process, as the console or a CLI is
+            [sys.executable, "-c", writer, str(tmp_path / "clinic.db")], check=True
+        )
+        assert (tmp_path / "clinic.db-wal").exists()
+        assert held.exec_driver_sql("SELECT count(*) FROM t").scalar() == 1
+        held.close()
+    finally:
+        first.dispose()

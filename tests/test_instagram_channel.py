@@ -537,7 +537,7 @@ def test_an_implausible_timestamp_is_replaced_and_spoils_nothing(
     channel, recorder, sqlite_url, poison
 ):
     """An item's time (or its entry's) out of range is replaced by the time it arrived."""
-    before_ms = time.time() * 1000
+    before_ms = int(time.time() * 1000)  # whole milliseconds, as the channel keeps them
     late = {**VALID, "sender": {"id": "IG_TEST_LATE"}, "timestamp": poison}
     late["message"] = {"mid": "mid.late.1", "text": "hello"}
     body = json.loads(delivery_with(late, VALID))
