@@ -52,11 +52,10 @@ def private_sqlite_file(path: Path) -> None:
     if not path.parent.exists():
         path.parent.mkdir(parents=True, mode=PRIVATE_FOLDER)
         path.parent.chmod(PRIVATE_FOLDER)  # whatever the umask
-    if not path.exists():
-        # Never open an existing database here: closing any descriptor of the file drops
-        # the POSIX locks SQLite's connections in this process hold on it.
-        with suppress(FileExistsError):  # another process made it meanwhile
-            os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_RDWR, PRIVATE_FILE))
+    # Only ever a new file (O_EXCL): closing any descriptor of an existing database would
+    # drop the POSIX locks that SQLite's connections in this process hold on it.
+    with suppress(FileExistsError):
+        os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_RDWR, PRIVATE_FILE))
     for file in [path, *(path.with_name(path.name + end) for end in SQLITE_SIDE_FILES)]:
         if file.exists() and file.stat().st_mode & 0o077:
             file.chmod(PRIVATE_FILE)
