@@ -21,6 +21,7 @@ import re
 import threading
 from collections import OrderedDict
 from collections.abc import Iterator
+from functools import lru_cache
 
 MASK = "[redacted]"
 # A first name can be two letters ("Al"); values are only ever masked as whole words.
@@ -60,13 +61,17 @@ _SHAPES = [
 
 
 class Redactor:
-    """Masks registered values (the newest `capacity` of them) and Rasa's value shapes."""
+    """Masks registered values (the newest `capacity` of them) and Rasa's value shapes.
+
+    Values are indexed by their words (runs of word characters, in lower case): a line is
+    matched only against the values whose words it holds, so its cost does not grow with
+    the values kept, and registering one compiles nothing."""
 
     def __init__(self, capacity: int = 4096):
         self._values: OrderedDict[str, None] = OrderedDict()
+        self._by_word: dict[str, set[str]] = {}
         self._capacity = capacity
         self._lock = threading.Lock()
-        self._pattern: re.Pattern | None = None
 
     def register(self, *values: object) -> None:
         """Values about to be handled (a text also for each of its words; the strings
@@ -76,33 +81,49 @@ class Redactor:
             for candidate in (value, *_WORD.findall(value)):
                 if _maskable(candidate):
                     fresh.update({candidate, json.dumps(candidate)[1:-1]})
-        if not fresh:
-            return
         with self._lock:
-            new = any(value not in self._values for value in fresh)
             for value in fresh:
+                if value not in self._values:
+                    for word in _index_words(value):
+                        self._by_word.setdefault(word, set()).add(value)
                 self._values[value] = None
                 self._values.move_to_end(value)
             while len(self._values) > self._capacity:
-                self._values.popitem(last=False)
-            if new:  # compiling costs milliseconds per hundred values: only when they changed
-                self._pattern = None
+                self._forget(self._values.popitem(last=False)[0])
 
     def redact(self, line: str) -> str:
-        pattern = self._compiled()
-        if pattern is not None:
-            line = pattern.sub(MASK, line)
+        with self._lock:
+            found = [self._by_word.get(word, ()) for word in _index_words(line)]
+            # A value with no word characters (emoji) is found under "".
+            candidates = frozenset().union(*found, self._by_word.get("", ()))
+        if candidates:
+            line = _pattern_for(candidates).sub(MASK, line)
         for shape in _SHAPES:
             line = shape.sub(_mask_value, line)
         return line
 
-    def _compiled(self) -> re.Pattern | None:
-        with self._lock:
-            if self._pattern is None and self._values:
-                longest_first = sorted(self._values, key=len, reverse=True)
-                alternatives = "|".join(re.escape(v) for v in longest_first)
-                self._pattern = re.compile(rf"(?<!\w)(?:{alternatives})(?!\w)", re.IGNORECASE)
-            return self._pattern
+    def _forget(self, value: str) -> None:
+        for word in _index_words(value):
+            values = self._by_word.get(word, set())
+            values.discard(value)
+            if not values:
+                self._by_word.pop(word, None)
+
+
+# A registered value found in a line is whole there, so each of its runs of word
+# characters is a run of the line too: the index and the lookup use the same runs.
+_RUN = re.compile(r"\w+")
+
+
+def _index_words(text: str) -> set[str]:
+    return set(_RUN.findall(text.lower())) or {""}
+
+
+@lru_cache(maxsize=256)
+def _pattern_for(values: frozenset[str]) -> re.Pattern:
+    """The values as whole words, in any letter case, the longest first."""
+    alternatives = "|".join(re.escape(v) for v in sorted(values, key=len, reverse=True))
+    return re.compile(rf"(?<!\w)(?:{alternatives})(?!\w)", re.IGNORECASE)
 
 
 def _mask_value(match: re.Match) -> str:

@@ -7,7 +7,7 @@ import logging
 
 import pytest
 
-from clinic.redaction import MASK, Redactor, install
+from clinic.redaction import MASK, Redactor, _pattern_for, install
 
 
 @pytest.fixture
@@ -101,15 +101,23 @@ def test_installed_it_redacts_every_record_and_its_traceback(redactor, caplog):
     assert text.count(MASK) >= 3
 
 
-def test_registering_known_values_again_keeps_the_compiled_pattern():
-    """Each turn registers its sender again: recompiling hundreds of values for it cost
-    milliseconds of every turn that logged a line."""
+def test_a_line_meets_only_the_values_whose_words_it_holds():
+    """Every turn registers new words: no line may cost more, nor compile anything, for
+    the thousands of values kept."""
     redactor = Redactor()
-    redactor.register("IG_TEST_1", "PATIENT_TEST")
-    assert redactor.redact("from IG_TEST_1") == f"from {MASK}"
-    compiled = redactor._compiled()
-    redactor.register("IG_TEST_1")
-    assert redactor._compiled() is compiled
-    redactor.register("IG_TEST_2")
-    assert redactor._compiled() is not compiled
-    assert redactor.redact("IG_TEST_1 and IG_TEST_2") == f"{MASK} and {MASK}"
+    for number in range(4096):
+        redactor.register(f"IG_TEST_{number}")
+    compiled = _pattern_for.cache_info().misses
+    line = "instagram item processed: text from 3f2a9c1b0d"
+    assert redactor.redact(line) == line
+    assert _pattern_for.cache_info().misses == compiled
+    assert redactor.redact("from IG_TEST_7 and ig_test_4095") == f"from {MASK} and {MASK}"
+
+
+def test_the_oldest_values_are_forgotten_past_the_capacity():
+    redactor = Redactor(capacity=2)
+    for value in ("PATIENT_TEST", "IG_TEST_1", "IG_TEST_2"):
+        redactor.register(value)
+    assert redactor.redact("PATIENT_TEST, IG_TEST_1") == f"PATIENT_TEST, {MASK}"
+    redactor.register("IG_TEST_3")
+    assert redactor.redact("IG_TEST_1 IG_TEST_2 IG_TEST_3") == f"IG_TEST_1 {MASK} {MASK}"
